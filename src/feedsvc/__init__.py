@@ -1,0 +1,7 @@
+"""feedsvc: a folder of posts in, always-fresh RSS and Atom feeds out."""
+
+__version__ = "0.1.0"
+
+from feedsvc.app import create_app  # noqa: E402  (after __version__, which render imports)
+
+__all__ = ["__version__", "create_app"]

@@ -1,0 +1,62 @@
+"""create_app(): wiring and a first build, no threads; start_background() adds the rebuilder."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Flask
+
+from feedsvc import web
+from feedsvc.config import Settings, load_settings
+from feedsvc.publisher import Clock, Publisher, utc_now
+from feedsvc.schedule import RebuildSchedule
+from feedsvc.watch import FolderWatch
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Flask:
+    """A ready app serving the content as it is now; it refreshes only after start_background()."""
+    settings = settings or load_settings()
+    publisher = Publisher(settings, clock=clock)
+    publisher.rebuild()
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["feedsvc"] = publisher
+    app.register_blueprint(web.blueprint)
+    return app
+
+
+@dataclass(slots=True)
+class Background:
+    """The one rebuilder of a running service: the schedule and the folder watch."""
+
+    schedule: RebuildSchedule
+    watch: FolderWatch
+
+    def stop(self) -> None:
+        self.watch.stop()
+        self.schedule.shutdown()
+
+
+def start_background(app: Flask) -> Background:
+    """Start the scheduler and watcher; called once per service by `serve`, never on import."""
+    if "feedsvc.background" in app.extensions:
+        raise RuntimeError("the rebuilder is already running for this app")
+    publisher: Publisher = app.extensions["feedsvc"]
+    settings = publisher.settings
+
+    def rebuild() -> datetime | None:
+        publisher.rebuild()
+        return publisher.next_due
+
+    schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
+    watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
+    schedule.start()
+    watch.start()
+    schedule.nudge()  # picks up edits made between create_app() and now, and any future post
+    app.extensions["feedsvc.background"] = background = Background(schedule, watch)
+    logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)
+    return background

@@ -1,0 +1,158 @@
+"""Settings: read once from defaults, an optional TOML file, FEEDSVC_* variables and flags.
+
+This is the only module that reads `os.environ`. Later sources win: defaults < TOML file
+(`FEEDSVC_CONFIG`) < environment < command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "FEEDSVC_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the setting."""
+
+
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "parse": parse})
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Every knob in one place; the README's configuration table mirrors this class."""
+
+    content_dir: Path = _setting(Path("content"), "Folder of posts, read recursively.", Path)
+    base_url: str = _setting("http://127.0.0.1:8000", "Public URL of the service; every absolute URL in a feed starts with it.")
+    host: str = _setting("127.0.0.1", "Address `serve` listens on.")
+    port: int = _setting(8000, "Port `serve` listens on.", int)
+    max_items: int = _setting(50, "Entries per feed, newest first.", int)
+    rebuild_interval: float = _setting(60.0, "Seconds between full rescans (file events also trigger a rebuild).", float)
+    debounce: float = _setting(0.25, "Seconds to wait after a file event before rebuilding.", float)
+    timezone: str = _setting("UTC", "IANA zone for post dates written without an offset.")
+    site_title: str = _setting("feedsvc", "Feed and index page title.")
+    site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description.")
+    author: str = _setting("feedsvc", "Feed author (Atom requires one); posts may name their own.")
+    language: str = _setting("en", "Feed language (RFC 5646 tag).")
+    post_url: str = _setting("{base_url}/posts/{slug}", "Link pattern for posts: {base_url}, {slug}, {year}, {month}, {day}.")
+    tag_authority: str = _setting("", "Authority of derived `tag:` entry ids; default: the base URL's host. Set it once and never change it.")
+    extensions: tuple[str, ...] = _setting((".md", ".markdown", ".txt"), "Post file endings, comma-separated.", _split_list)
+    max_post_bytes: int = _setting(4 * 1024 * 1024, "Larger post files are reported and skipped.", int)
+    threads: int = _setting(8, "Threads of the HTTP server.", int)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def site_url(self) -> str:
+        return self.base_url + "/"
+
+    @property
+    def id_authority(self) -> str:
+        return self.tag_authority or (urlsplit(self.base_url).hostname or "localhost")
+
+
+def _check(settings: Settings) -> None:
+    url = urlsplit(settings.base_url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ConfigError(f"FEEDSVC_BASE_URL must be an http(s) URL, got {settings.base_url!r}")
+    if settings.base_url.endswith("/"):
+        object.__setattr__(settings, "base_url", settings.base_url.rstrip("/"))
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
+    for name in ("port", "max_items", "max_post_bytes", "threads"):
+        if getattr(settings, name) < (0 if name == "port" else 1):
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.rebuild_interval <= 0 or settings.debounce < 0:
+        raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0 and FEEDSVC_DEBOUNCE >= 0")
+    try:
+        settings.post_url.format(base_url="", slug="s", year=2000, month="01", day="01")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"FEEDSVC_POST_URL: bad pattern {settings.post_url!r} ({exc})") from None
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn a string (env, flag) or TOML value into the field's type, naming the source on error."""
+    parse = FIELDS[name].metadata["parse"]
+    if isinstance(value, list) and name == "extensions":
+        value = ",".join(value)
+    if parse is None:
+        return str(value)
+    if parse in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{source}: expected a number, got {value!r}")
+    try:
+        return parse(value) if isinstance(value, str) or parse is not Path else Path(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected {parse.__name__}, got {value!r}") from None
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"FEEDSVC_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"FEEDSVC_CONFIG: {path}: {exc}") from None
+    values = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[name] = _coerce(name, value, f"{path}: {key}")
+    return values
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting {key}")
+        values[name] = _coerce(name, value, key)
+    return values
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from TOML, then env, then `overrides` (flags; None means not given)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if config_path := env.get(ENV_PREFIX + "CONFIG"):
+        values.update(_from_toml(Path(config_path)))
+    values.update(_from_env(env))
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}") if isinstance(value, str) else value
+    return Settings(**values)
+
+
+def setting_docs() -> list[tuple[str, str, str]]:
+    """(variable, default, help) rows, for the README table and `feedsvc config`."""
+    rows = []
+    for name, f in FIELDS.items():
+        default = ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
+        rows.append((ENV_PREFIX + name.upper(), default, f.metadata["help"]))
+    return rows

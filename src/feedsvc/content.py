@@ -1,0 +1,248 @@
+"""One post file's bytes -> a checked `Post`, or a `Problem` naming file, line and reason.
+
+This is the boundary: everything after it trusts what it gets. The only user of
+python-frontmatter and PyYAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+from slugify import slugify
+
+from feedsvc.config import Settings
+from feedsvc.model import Author, Post, Problem, Term
+
+# XML 1.0 forbids these; one of them anywhere makes feedgen fail the whole feed.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+# The static-site form of the seed post: `date: 2020-09-06-22-23-29`.
+_DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_HANDLER = YAMLHandler()  # its load() uses the C loader (libyaml) when PyYAML has it
+
+
+class PostError(ValueError):
+    """A reason a post cannot be used, with the line it was found on when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def clean_text(text: str) -> str:
+    """Drop characters XML cannot carry, so one stray byte never breaks a feed."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def to_utc(value: object, zone: tzinfo) -> datetime:
+    """Every shape a date takes in front matter -> aware UTC; naive times are in `zone`."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        moment = _parse_date_text(value.strip())
+    else:
+        raise ValueError(f"expected a date such as 2020-09-06T22:23:29Z, got {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def _parse_date_text(text: str) -> datetime:
+    try:
+        if match := _DASHED_DATE.fullmatch(text):
+            return datetime(*(int(part or 0) for part in match.groups()))
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid date ({exc})") from None
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (a BOM is fine) with LF line ends; an error says the line of the bad byte."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise PostError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
+    return clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """The YAML mapping and the body; a post without one is an error, not an empty dict."""
+    if not _HANDLER.detect(text):
+        raise PostError("no front matter: a post starts with a line of three dashes (---)", 1)
+    try:
+        front, body = _HANDLER.split(text)
+    except ValueError:
+        raise PostError("front matter is never closed: add a line of three dashes (---)", 1) from None
+    try:
+        meta = _HANDLER.load(front)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise PostError(f"invalid YAML: {exc.problem or exc.context}", line) from None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise PostError(f"invalid YAML: {exc}", None) from None
+    if not isinstance(meta, dict):
+        raise PostError(f"front matter must be key: value pairs, not {type(meta).__name__}", 2)
+    return meta, body
+
+
+def load_post(source: str, data: bytes, settings: Settings) -> Post | Problem:
+    """Parse one file's bytes; `source` is its path relative to the content folder."""
+    meta: Mapping[str, Any] = {}
+    try:
+        meta, body = split_front_matter(decode(data))
+        return _build_post(source, meta, body, settings)
+    except PostError as exc:
+        return Problem(path=source, line=exc.line or _line_of(data, exc), message=str(exc))
+
+
+def _line_of(data: bytes, exc: PostError) -> int | None:
+    key = getattr(exc, "key", None)
+    if not key:
+        return None
+    pattern = re.compile(rb"^\s*" + re.escape(key.encode()) + rb"\s*:", re.MULTILINE)
+    match = pattern.search(data)
+    return data.count(b"\n", 0, match.start()) + 1 if match else None
+
+
+def _field(key: str, message: str) -> PostError:
+    exc = PostError(f"{key}: {message}")
+    exc.key = key  # type: ignore[attr-defined]  # _line_of finds the line from the key
+    return exc
+
+
+def _build_post(source: str, meta: Mapping[str, Any], body: str, settings: Settings) -> Post:
+    title = _text(meta, "title", required=True)
+    published = _date(meta, "date", settings, required=True)
+    updated = _date(meta, "updated", settings) or published
+    slug = slugify(_text(meta, "slug") or PurePosixPath(source).stem)
+    if not slug:
+        raise _field("slug", "cannot make a URL slug from it; set `slug:` to letters or digits")
+    local = published.astimezone(settings.zone)
+    return Post(
+        source=source,
+        slug=slug,
+        id=_entry_id(meta, slug, published, settings),
+        url=settings.post_url.format(
+            base_url=settings.base_url, slug=slug,
+            year=f"{local:%Y}", month=f"{local:%m}", day=f"{local:%d}",
+        ),
+        title=title,
+        date=published,
+        updated=max(updated, published),
+        summary=_text(meta, "description") or _text(meta, "summary"),
+        body=body.strip("\n"),
+        categories=_terms(meta, "categories") or _terms(meta, "category"),
+        tags=_terms(meta, "tags"),
+        authors=_authors(meta.get("author", meta.get("authors"))),
+        image=_image(meta, settings),
+        draft=_flag(meta, "draft", default=False),
+        in_feeds=_flag(meta, "feed", default=True),
+    )
+
+
+def _text(meta: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = meta.get(key)
+    if value is None or value == "":
+        if required:
+            raise _field(key, "is required")
+        return ""
+    if isinstance(value, bool):
+        raise _field(key, f"YAML read it as {str(value).lower()}; put the text in quotes")
+    if not isinstance(value, str | int | float):
+        raise _field(key, f"must be text, not {type(value).__name__}")
+    text = str(value).strip()
+    if required and not text:
+        raise _field(key, "is empty")
+    return text
+
+
+def _date(meta: Mapping[str, Any], key: str, settings: Settings, *, required: bool = False) -> datetime | None:
+    value = meta.get(key)
+    if value is None or value == "":
+        if required:
+            raise _field(key, "is required (for example 2020-09-06-22-23-29 or 2020-09-06T22:23:29Z)")
+        return None
+    try:
+        return to_utc(value, settings.zone)
+    except ValueError as exc:
+        raise _field(key, str(exc)) from None
+
+
+def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
+    value = meta.get(key)
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise _field(key, "must be a name or a list of names")
+    terms: dict[str, Term] = {}
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _field(key, f"each entry must be a name, not {type(item).__name__}")
+        name = " ".join(str(item).split())
+        if (slug := slugify(name)) and slug not in terms:
+            terms[slug] = Term(slug=slug, name=name)
+    return tuple(terms.values())
+
+
+def _authors(value: object) -> tuple[Author, ...]:
+    if value is None or value == "":
+        return ()
+    items = value if isinstance(value, list) else [value]
+    authors = []
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            authors.append(Author(name=item.strip()))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
+            email, uri = item.get("email"), item.get("uri") or item.get("url")
+            authors.append(Author(
+                name=item["name"].strip(),
+                email=email.strip() if isinstance(email, str) and "@" in email else None,
+                uri=uri.strip() if isinstance(uri, str) and _is_web_url(uri.strip()) else None,
+            ))
+        else:
+            raise _field("author", "must be a name, or name/email/uri, or a list of them")
+    return tuple(authors)
+
+
+def _image(meta: Mapping[str, Any], settings: Settings) -> str | None:
+    url = _text(meta, "image")
+    if not url:
+        return None
+    if url.startswith("/") and not url.startswith("//"):
+        url = settings.base_url + url
+    if not _is_web_url(url):
+        raise _field("image", f"must be an http(s) URL or a path starting with /, got {url!r}")
+    return url
+
+
+def _is_web_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url)
+
+
+def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = meta.get(key, default)
+    if not isinstance(value, bool):
+        raise _field(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _entry_id(meta: Mapping[str, Any], slug: str, published: datetime, settings: Settings) -> str:
+    """A permanent id: the post's own `id`, else an RFC 4151 tag URI from site, date and slug."""
+    own = _text(meta, "id")
+    if own:
+        if not _URI_SCHEME.fullmatch(own):
+            raise _field("id", f"must be a URI such as tag:example.org,2020:post-1, got {own!r}")
+        return own
+    return f"tag:{settings.id_authority},{published:%Y-%m-%d}:{slug}"

@@ -1,0 +1,124 @@
+"""The content folder as a set of posts, re-reading only the files whose stat changed.
+
+Walks the folder, skips editor temp files and anything a symlink would take outside it, and
+keeps each post's last good version while its file is broken (a half-saved edit must not
+make the post vanish from feeds).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedsvc.config import Settings
+from feedsvc.content import load_post
+from feedsvc.model import Post, Problem
+
+Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanResult:
+    posts: tuple[Post, ...]
+    problems: tuple[Problem, ...]
+    changed: int  # files (re)read or removed since the last scan
+    folder_ok: bool = True
+
+
+@dataclass(slots=True)
+class _Entry:
+    signature: Signature
+    post: Post | None  # the last good version, kept while the file is broken
+    problem: Problem | None
+
+
+def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
+    """Post files by ending; editor swap, backup and hidden temp files never are."""
+    if name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp", ".part")):
+        return False
+    return name.lower().endswith(extensions)
+
+
+class ContentFolder:
+    """Scans a folder of posts; each scan reads only new or changed files."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.content_dir
+        self._entries: dict[str, _Entry] = {}
+
+    def scan(self) -> ScanResult:
+        if not self.root.is_dir():
+            # Keep serving the last good posts: a missing folder is often an unmounted volume.
+            problem = Problem(path=str(self.root), line=None, message="content folder is missing")
+            return self._result([problem], changed=0, folder_ok=False)
+        found, problems = self._walk()
+        changed = 0
+        for source in self._entries.keys() - found.keys():
+            del self._entries[source]
+            changed += 1
+        for source, (path, signature) in found.items():
+            entry = self._entries.get(source)
+            if entry is None or entry.signature != signature:
+                self._entries[source] = self._read(source, path, signature, entry)
+                changed += 1
+        return self._result(problems, changed=changed)
+
+    def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True) -> ScanResult:
+        posts = [e.post for e in self._entries.values() if e.post is not None]
+        problems += [e.problem for e in self._entries.values() if e.problem is not None]
+        problems.sort(key=lambda p: (p.path, p.line or 0))
+        return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok)
+
+    def _walk(self) -> tuple[dict[str, tuple[Path, Signature]], list[Problem]]:
+        found: dict[str, tuple[Path, Signature]] = {}
+        problems: list[Problem] = []
+        root = self.root.resolve()
+        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: problems.append(
+                Problem(path=self._relative(Path(e.filename or root)), line=None, message=e.strerror or str(e)))):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                if is_post_file(name, self.settings.extensions):
+                    self._stat(Path(dirpath, name), root, found, problems)
+        return found, problems
+
+    def _stat(self, path: Path, root: Path, found: dict[str, tuple[Path, Signature]],
+              problems: list[Problem]) -> None:
+        source = self._relative(path)
+        try:
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                problems.append(Problem(path=source, line=None, message="symlink points outside the content folder; not followed"))
+                return
+            st = path.stat()
+        except OSError as exc:  # vanished since listing, a symlink loop, no permission
+            problems.append(Problem(path=source, line=None, message=exc.strerror or str(exc)))
+            return
+        if stat.S_ISREG(st.st_mode):
+            found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino))
+
+    def _read(self, source: str, path: Path, signature: Signature, old: _Entry | None) -> _Entry:
+        result = self._load(source, path, signature[1])
+        if isinstance(result, Post):
+            return _Entry(signature, result, None)
+        return _Entry(signature, old.post if old else None, result)
+
+    def _load(self, source: str, path: Path, size: int) -> Post | Problem:
+        limit = self.settings.max_post_bytes
+        if size > limit:
+            return Problem(path=source, line=None, message=f"file is {size} bytes, over the {limit}-byte limit (FEEDSVC_MAX_POST_BYTES)")
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except OSError as exc:
+            return Problem(path=source, line=None, message=exc.strerror or str(exc))
+        if len(data) > limit:
+            return Problem(path=source, line=None, message=f"file is over the {limit}-byte limit (FEEDSVC_MAX_POST_BYTES)")
+        return load_post(source, data, self.settings)
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()

@@ -1,0 +1,80 @@
+"""Shared fixtures: a temporary content folder, settings for it, and an app over it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from feedsvc.app import create_app
+from feedsvc.config import Settings, load_settings
+
+BASE_URL = "https://feeds.example.org"
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+WritePost = Callable[..., Path]
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "content"
+    folder.mkdir()
+    return folder
+
+
+def front_matter_post(*, title: str = "A post", date: str = "2025-01-02-03-04-05",
+                      categories: str = "[latest, news]", body: str = "Body text.", **extra: str) -> str:
+    """A post in the static-site style of the real content: trailing spaces and all."""
+    lines = ["---", "extends: _layouts.post", "section: content", f"title: {title} ",
+             f"date: {date} ", f"categories: {categories} "]
+    lines += [f"{key}: {value} " for key, value in extra.items()]
+    return "\n".join([*lines, "--- ", body, ""])
+
+
+@pytest.fixture
+def write_post(content_dir: Path) -> WritePost:
+    def write(name: str, text: str | None = None, **fields: str) -> Path:
+        path = content_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text) if text is not None else front_matter_post(**fields), "utf-8")
+        return path
+    return write
+
+
+@pytest.fixture
+def make_settings(content_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {"content_dir": content_dir, "base_url": BASE_URL,
+                                     "site_title": "Example News", "author": "Example Newsroom"}
+        values.update(overrides)
+        return load_settings(env={}, **values)
+    return make
+
+
+@pytest.fixture
+def make_app(make_settings: Callable[..., Settings]) -> Callable[..., Flask]:
+    def make(now: datetime = NOW, **overrides: object) -> Flask:
+        return create_app(make_settings(**overrides), clock=lambda: now)
+    return make
+
+
+@pytest.fixture
+def client(make_app: Callable[..., Flask]) -> FlaskClient:
+    return make_app().test_client()
+
+
+def rebuild(app: Flask) -> None:
+    app.extensions["feedsvc"].rebuild()
+
+
+def parse(response_or_bytes: object) -> feedparser.FeedParserDict:
+    data = getattr(response_or_bytes, "data", response_or_bytes)
+    parsed = feedparser.parse(data)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed
