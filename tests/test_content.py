@@ -121,7 +121,7 @@ def test_bom_crlf_and_control_characters() -> None:
     ("---\ntitle: No\ndate: 2021-01-01\n---\n", 2, "quotes"),
     ("---\ntitle: T\n---\n", None, "date: is required"),
     ("---\ntitle: T\ndate: '2020-02-30'\n---\n", 3, "not a valid date"),
-    ("---\ntitle: T\ndate: 2020-02-30\n---\n", None, "day is out of range"),
+    ("---\ntitle: T\ndate: 2020-02-30\n---\n", 3, "day is out of range"),
     ("---\ntitle: T\ndate: yesterday\n---\n", 3, "not a valid date"),
     ("---\ntitle: T\ndate: 2021-01-01\ncategories: {a: 1}\n---\n", 4, "categories"),
     ("---\ntitle: T\ndate: 2021-01-01\nimage: javascript:alert(1)\n---\n", 4, "image"),

@@ -51,10 +51,10 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, max_items: int) -> Ca
         for term in post.categories:
             groups[term.slug].append(post)
             names.setdefault(term.slug, term.name)
-    channels = [ALL] + sorted(
+    channels = [ALL, *sorted(
         (Channel(kind="category", slug=slug, name=name) for slug, name in names.items()),
         key=lambda c: (c.name.casefold(), c.slug),
-    )
+    )]
     listings = tuple(
         Listing(channel=c, posts=tuple(groups[c.slug][:max_items]), total=len(groups[c.slug]))
         for c in channels

@@ -51,7 +51,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.server import serve
 
     app = create_app(settings)
-    print(f"feedsvc {__version__} serving {settings.content_dir} on http://{settings.host}:{settings.port}/", flush=True)
+    url = f"http://{settings.host}:{settings.port}/"
+    print(f"feedsvc {__version__} serving {settings.content_dir} on {url}", flush=True)
     serve(app, host=settings.host, port=settings.port, threads=settings.threads)
     return 0
 

@@ -36,21 +36,33 @@ class Settings:
     """Every knob in one place; the README's configuration table mirrors this class."""
 
     content_dir: Path = _setting(Path("content"), "Folder of posts, read recursively.", Path)
-    base_url: str = _setting("http://127.0.0.1:8000", "Public URL of the service; every absolute URL in a feed starts with it.")
+    base_url: str = _setting(
+        "http://127.0.0.1:8000", "Public URL of the service; every absolute URL in a feed starts with it.",
+    )
     host: str = _setting("127.0.0.1", "Address `serve` listens on.")
     port: int = _setting(8000, "Port `serve` listens on.", int)
     max_items: int = _setting(50, "Entries per feed, newest first.", int)
-    rebuild_interval: float = _setting(60.0, "Seconds between full rescans (file events also trigger a rebuild).", float)
+    rebuild_interval: float = _setting(
+        60.0, "Seconds between full rescans (file events also trigger a rebuild).", float,
+    )
     debounce: float = _setting(0.25, "Seconds to wait after a file event before rebuilding.", float)
     timezone: str = _setting("UTC", "IANA zone for post dates written without an offset.")
     site_title: str = _setting("feedsvc", "Feed and index page title.")
     site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description.")
     author: str = _setting("feedsvc", "Feed author (Atom requires one); posts may name their own.")
     language: str = _setting("en", "Feed language (RFC 5646 tag).")
-    post_url: str = _setting("{base_url}/posts/{slug}", "Link pattern for posts: {base_url}, {slug}, {year}, {month}, {day}.")
-    tag_authority: str = _setting("", "Authority of derived `tag:` entry ids; default: the base URL's host. Set it once and never change it.")
-    extensions: tuple[str, ...] = _setting((".md", ".markdown", ".txt"), "Post file endings, comma-separated.", _split_list)
-    max_post_bytes: int = _setting(4 * 1024 * 1024, "Larger post files are reported and skipped.", int)
+    post_url: str = _setting(
+        "{base_url}/posts/{slug}", "Link pattern for posts: {base_url}, {slug}, {year}, {month}, {day}.",
+    )
+    tag_authority: str = _setting(
+        "", "Authority of derived `tag:` entry ids; default: the base URL's host. Set it once and never change it.",
+    )
+    extensions: tuple[str, ...] = _setting(
+        (".md", ".markdown", ".txt"), "Post file endings, comma-separated.", _split_list,
+    )
+    max_post_bytes: int = _setting(
+        4 * 1024 * 1024, "Larger post files are reported and skipped.", int,
+    )
     threads: int = _setting(8, "Threads of the HTTP server.", int)
 
     def __post_init__(self) -> None:

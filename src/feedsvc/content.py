@@ -25,7 +25,17 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\ud
 # The static-site form of the seed post: `date: 2020-09-06-22-23-29`.
 _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
-_HANDLER = YAMLHandler()  # its load() uses the C loader (libyaml) when PyYAML has it
+_HANDLER = YAMLHandler()
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader, leaving dates as text so `to_utc` can say which line is wrong."""
+
+    yaml_implicit_resolvers = {  # noqa: RUF012  (PyYAML's class-level table, replaced whole)
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+    }
 
 
 class PostError(ValueError):
@@ -84,7 +94,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     except ValueError:
         raise PostError("front matter is never closed: add a line of three dashes (---)", 1) from None
     try:
-        meta = _HANDLER.load(front)
+        meta = _HANDLER.load(front, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise PostError(f"invalid YAML: {exc.problem or exc.context}", line) from None

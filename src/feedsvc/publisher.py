@@ -50,9 +50,9 @@ class Publisher:
             snapshot = Snapshot(
                 feeds=self._render(catalog),
                 channels=tuple(
-                    ChannelSummary(channel=l.channel, post_count=l.total,
-                                   updated=max((p.updated for p in l.posts), default=None))
-                    for l in catalog.listings
+                    ChannelSummary(channel=listing.channel, post_count=listing.total,
+                                   updated=max((p.updated for p in listing.posts), default=None))
+                    for listing in catalog.listings
                 ),
                 posts={p.slug: p for p in catalog.visible},
                 problems=tuple(sorted(scan.problems + catalog.problems, key=lambda p: (p.path, p.line or 0))),

@@ -48,6 +48,7 @@ class ContentFolder:
         self.settings = settings
         self.root = settings.content_dir
         self._entries: dict[str, _Entry] = {}
+        self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
 
     def scan(self) -> ScanResult:
         if not self.root.is_dir():
@@ -76,8 +77,13 @@ class ContentFolder:
         found: dict[str, tuple[Path, Signature]] = {}
         problems: list[Problem] = []
         root = self.root.resolve()
-        for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: problems.append(
-                Problem(path=self._relative(Path(e.filename or root)), line=None, message=e.strerror or str(e)))):
+        self._prefix = str(root) + os.sep
+
+        def unreadable(error: OSError) -> None:
+            path = self._relative(Path(error.filename or root))
+            problems.append(Problem(path=path, line=None, message=error.strerror or str(error)))
+
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in filenames:
                 if is_post_file(name, self.settings.extensions):
@@ -89,7 +95,8 @@ class ContentFolder:
         source = self._relative(path)
         try:
             if path.is_symlink() and not path.resolve().is_relative_to(root):
-                problems.append(Problem(path=source, line=None, message="symlink points outside the content folder; not followed"))
+                message = "symlink points outside the content folder; not followed"
+                problems.append(Problem(path=source, line=None, message=message))
                 return
             st = path.stat()
         except OSError as exc:  # vanished since listing, a symlink loop, no permission
@@ -107,18 +114,20 @@ class ContentFolder:
     def _load(self, source: str, path: Path, size: int) -> Post | Problem:
         limit = self.settings.max_post_bytes
         if size > limit:
-            return Problem(path=source, line=None, message=f"file is {size} bytes, over the {limit}-byte limit (FEEDSVC_MAX_POST_BYTES)")
+            return _too_large(source, limit)
         try:
             with path.open("rb") as f:
                 data = f.read(limit + 1)
         except OSError as exc:
             return Problem(path=source, line=None, message=exc.strerror or str(exc))
         if len(data) > limit:
-            return Problem(path=source, line=None, message=f"file is over the {limit}-byte limit (FEEDSVC_MAX_POST_BYTES)")
+            return _too_large(source, limit)
         return load_post(source, data, self.settings)
 
     def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
+        text = str(path)
+        return Path(text.removeprefix(self._prefix)).as_posix()
+
+
+def _too_large(source: str, limit: int) -> Problem:
+    return Problem(path=source, line=None, message=f"file is over the {limit}-byte limit (FEEDSVC_MAX_POST_BYTES)")
