@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import BASE_URL, WritePost, front_matter_post, parse
 from flask import Flask
 from flask.testing import FlaskClient
 
-from conftest import BASE_URL, WritePost, front_matter_post, parse
 from feedsvc.app import Background, create_app, start_background
 from feedsvc.config import Settings
 from feedsvc.schedule import RebuildSchedule
@@ -69,9 +69,16 @@ def live(write_post: WritePost, make_settings: Callable[..., Settings], content_
     """The app with its background rebuilder running; one post is there from the start."""
     write_post("standing.md", title="Standing post", date="2025-01-01", categories="[archive]")
     app = create_app(make_settings(rebuild_interval=3600, debounce=0.1))
+    client = app.test_client()
+    first_build = client.get("/healthz").json["last_build"]
     background = start_background(app)
     try:
-        yield Live(app, app.test_client(), background, content_dir)
+        live = Live(app, client, background, content_dir)
+        # start_background() rebuilds once by itself; let that pass, so that from here on
+        # only file events (and due times) can explain a change.
+        wait_until(lambda: live.health()["last_build"] != first_build, 5.0,
+                   "the rebuild start_background() schedules")
+        yield live
     finally:
         background.stop()
 
@@ -117,17 +124,19 @@ def test_renamed_post_replaces_the_old_name(live: Live, write_post: WritePost, h
     wait_until(lambda: "Harbour story" in live.titles(), PICKUP_DEADLINE, "the post under its first name")
     assert [e.link for e in live.entries() if e.title == "Harbour story"] == [f"{BASE_URL}/posts/draft-name"]
 
+    def links() -> list[str]:
+        return sorted(e.link for e in live.entries())
+
     new = live.content_dir / "final-name.md"
     if how == "rename":
         os.replace(old, new)
-    else:  # an editor's save: write a temp file beside the target, rename it over, drop the old name
+    else:  # an editor's "save as": write a temp file beside the target, rename it over, drop the old name
         temp = live.content_dir / how
         temp.write_text(text, "utf-8")
-        os.replace(temp, new)
+        os.replace(temp, new)  # the rename is the only event that names a post file
+        both = sorted([f"{BASE_URL}/posts/draft-name", f"{BASE_URL}/posts/final-name", f"{BASE_URL}/posts/standing"])
+        wait_until(lambda: links() == both, PICKUP_DEADLINE, f"the saved file beside the old one: {both}")
         old.unlink()
-
-    def links() -> list[str]:
-        return sorted(e.link for e in live.entries())
 
     expected = sorted([f"{BASE_URL}/posts/final-name", f"{BASE_URL}/posts/standing"])
     wait_until(lambda: links() == expected, PICKUP_DEADLINE, f"only {expected} in all.atom")
@@ -238,3 +247,21 @@ def test_only_one_rebuilder_per_app(live: Live, write_post: WritePost) -> None:
         start_background(live.app)
     write_post("after.md", title="Still watching", date="2025-03-07T08:00:00Z")
     wait_until(lambda: "Still watching" in live.titles(), PICKUP_DEADLINE, "the first rebuilder to keep working")
+
+
+@pytest.mark.parametrize(("name", "nudged"), [
+    ("post.md", True), ("notes/post.txt", True), (".post.md.swp", False), ("post.md~", False),
+    ("#post.md#", False), ("notes.bak", False), ("image.jpg", False),
+])
+def test_watch_ignores_files_that_are_not_posts(content_dir: Path, name: str, nudged: bool) -> None:
+    from feedsvc.watch import FolderWatch
+
+    (content_dir / "notes").mkdir()
+    nudges = threading.Event()
+    watch = FolderWatch(content_dir, nudges.set, extensions=(".md", ".txt"))
+    watch.start()
+    try:
+        (content_dir / name).write_text("x", "utf-8")
+        assert nudges.wait(timeout=1.0 if nudged else 0.5) is nudged
+    finally:
+        watch.stop()

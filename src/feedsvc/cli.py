@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job it adds
     flags = {k: v for k, v in vars(args).items() if k in ("content_dir", "base_url", "host", "port")}
     try:
         settings = load_settings(**flags)

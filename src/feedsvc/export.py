@@ -26,10 +26,23 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def export_feeds(snapshot: Snapshot, out: Path) -> list[Path]:
-    """Every feed at the path it has under /feeds/ when served; returns the files written."""
+    """Every feed at the path it has under /feeds/ when served; returns the files written.
+
+    Feeds of earlier builds that the content no longer has are removed, as the server would 404.
+    """
     written = []
     for name, feed in sorted(snapshot.feeds.items()):
         target = out / "feeds" / name
         write_atomically(target, feed.body)
         written.append(target)
+    _remove_stale(out / "feeds", keep=set(written))
     return written
+
+
+def _remove_stale(folder: Path, *, keep: set[Path]) -> None:
+    for path in folder.rglob("*"):
+        if path.suffix in (".atom", ".rss") and path.is_file() and path not in keep:
+            path.unlink()
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()

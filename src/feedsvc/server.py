@@ -33,6 +33,10 @@ class FeedServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens a control socket at one shared per-user path: two services
+            # would fight over it, and it could add workers (and with them a second rebuilder).
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Flask:
         return self.application

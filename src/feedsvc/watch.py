@@ -29,7 +29,9 @@ class _Handler(FileSystemEventHandler):
             return
         # Editors save by writing a temp file and renaming it: the post is the move's destination.
         paths = [event.src_path, getattr(event, "dest_path", "")]
-        if event.is_directory or any(self._is_post(p) for p in paths if p):
+        # A folder's own "modified" comes with every change inside it; created, moved or deleted
+        # folders can hold posts.
+        if (event.is_directory and event.event_type != "modified") or any(self._is_post(p) for p in paths if p):
             self._nudge()
 
     def _is_post(self, path: bytes | str) -> bool:
