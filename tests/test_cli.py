@@ -21,7 +21,7 @@ from feedsvc.cli import main
 from feedsvc.config import Settings
 
 FEEDS = {f"{path}.{fmt}" for path in ("all", "category/latest", "category/news", "category/sport")
-         for fmt in ("atom", "rss")}
+         for fmt in ("atom", "rss", "json")}
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
@@ -93,7 +93,7 @@ def test_build_writes_the_bytes_the_server_serves(
     out = tmp_path / "out"
     code = run_cli("build", "--content", str(content_dir), "--out", str(out), "--base-url", BASE_URL + "/")
     assert code == 0, capsys.readouterr().err
-    assert f"wrote {len(FEEDS)} feeds for 2 posts" in capsys.readouterr().out
+    assert f"wrote {len(FEEDS)} feeds and an OPML list for 2 posts" in capsys.readouterr().out
 
     files = feed_files(out)
     assert set(files) == FEEDS
@@ -266,4 +266,5 @@ def test_build_removes_feeds_the_content_no_longer_has(write_post: WritePost, co
     match.unlink()
     assert run_cli("build", "--content", str(content_dir), "--out", str(out)) == 0
     assert not (out / "feeds/category/sport.atom").exists()
-    assert sorted(feed_files(out)) == ["all.atom", "all.rss", "category/news.atom", "category/news.rss"]
+    assert sorted(feed_files(out)) == [f"{path}.{fmt}" for path in ("all", "category/news")
+                                       for fmt in ("atom", "json", "rss")]

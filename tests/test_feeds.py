@@ -101,8 +101,9 @@ def test_rss_guid_is_not_a_permalink(newsroom: None, client: FlaskClient) -> Non
 def test_content_types_and_unknown_feeds(newsroom: None, client: FlaskClient) -> None:
     assert client.get("/feeds/all.atom").content_type == "application/atom+xml; charset=utf-8"
     assert client.get("/feeds/category/news.rss").content_type == "application/rss+xml; charset=utf-8"
-    for path in ("/feeds/all.xml", "/feeds/category/nope.atom", "/feeds/category/news",
-                 "/feeds/category/../all.atom", "/feeds/", "/feeds/category/news.atom/x"):
+    assert client.get("/feeds/category/news.json").content_type == "application/feed+json; charset=utf-8"
+    for path in ("/feeds/all.xml", "/feeds/category/nope.atom", "/feeds/category/nope", "/feeds/tag/news.atom",
+                 "/feeds/category/../all.atom", "/feeds/", "/feeds/category/news.atom/x", "/feeds/category/news."):
         assert client.get(path).status_code == 404, path
 
 

@@ -88,7 +88,8 @@ def test_rss_feeds(bundled: FlaskClient) -> None:
 
 def test_every_feed_parses_cleanly(bundled: FlaskClient) -> None:
     for path in feed_paths(bundled):
-        assert parse(bundled.get(path)).entries, path
+        if not path.endswith(".json"):  # feedparser reads no JSON Feed; test_jsonfeed checks those
+            assert parse(bundled.get(path)).entries, path
 
 
 def test_hostile_text_stays_well_formed(write_post: Callable[..., Path], make_app: Callable[..., Flask]) -> None:

@@ -38,9 +38,11 @@ def test_index_lists_every_feed_with_autodiscovery(posts: None, write_post: Writ
     assert {(a["type"], a["href"]) for a in page.alternates} == {
         ("application/atom+xml", f"{BASE_URL}/feeds/all.atom"),
         ("application/rss+xml", f"{BASE_URL}/feeds/all.rss"),
+        ("application/feed+json", f"{BASE_URL}/feeds/all.json"),
     }
     for path in ("all", "category/news", "category/health-science"):
-        for fmt in ("atom", "rss"):
+        assert f"{BASE_URL}/feeds/{path}" in page.hrefs  # the HTML preview
+        for fmt in ("atom", "rss", "json"):
             assert f"{BASE_URL}/feeds/{path}.{fmt}" in page.hrefs
             assert client.get(f"/feeds/{path}.{fmt}").status_code == 200
     assert "Health &amp; Science" in response.text
@@ -49,7 +51,7 @@ def test_index_lists_every_feed_with_autodiscovery(posts: None, write_post: Writ
 
 def test_index_counts_posts(posts: None, client: FlaskClient) -> None:
     text = client.get("/").text
-    row = text[text.index("<td>news</td>"):]
+    row = text[text.index(f'<a href="{BASE_URL}/feeds/category/news">news</a>'):]
     assert '<td class="n">2</td>' in row[:200]
 
 
@@ -68,7 +70,7 @@ def test_healthz(posts: None, write_post: WritePost, client: FlaskClient) -> Non
     health = client.get("/healthz").json
     assert health["status"] == "ok"
     assert health["posts"] == 2
-    assert health["feeds"] == 2 * 3  # all, news, health-science
+    assert health["feeds"] == 3 * 3  # all, news, health-science in Atom, RSS, JSON
     assert health["last_build"].endswith("+00:00")
     assert health["problems"] == []
     write_post("sub/bad.txt", "---\ntitle: T\ndate: 2021-02-30T00:00:00\n---\n")

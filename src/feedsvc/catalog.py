@@ -1,4 +1,4 @@
-"""Posts -> what to publish: visible posts grouped into channels, newest first, capped."""
+"""Posts -> what to publish: visible posts grouped into channels, each newest first."""
 
 from __future__ import annotations
 
@@ -7,23 +7,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from feedsvc.model import Channel, Post, Problem
+from slugify import slugify
+
+from feedsvc.model import Channel, Listing, Post, Problem, Term
 
 ALL = Channel(kind="all", slug="all", name="All posts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Listing:
-    """One channel's newest posts (at most `max_items`) and how many it has in all."""
-
-    channel: Channel
-    posts: tuple[Post, ...]
-    total: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Catalog:
-    listings: tuple[Listing, ...]  # the all-posts listing first, then categories by name
+    listings: tuple[Listing, ...]  # all posts, then categories, tags, authors, each by name
     visible: tuple[Post, ...]  # every published post, newest first
     problems: tuple[Problem, ...]  # clashes found while grouping
     next_due: datetime | None  # when the earliest future-dated post goes live
@@ -33,37 +26,48 @@ def is_visible(post: Post, now: datetime) -> bool:
     return not post.draft and post.date <= now
 
 
-def newest_first(posts: Iterable[Post]) -> list[Post]:
-    """Newest first; ties broken by id so the same posts always give the same order."""
-    return sorted(posts, key=lambda p: (-p.date.timestamp(), p.id, p.source))
+def sort_key(post: Post) -> tuple[float, str]:
+    """Newest first; slugs are unique, so the order is total and pages have stable cursors."""
+    return (-post.date.timestamp(), post.slug)
 
 
-def build_catalog(posts: Iterable[Post], *, now: datetime, max_items: int) -> Catalog:
+def build_catalog(posts: Iterable[Post], *, now: datetime) -> Catalog:
     posts = list(posts)
-    visible, problems = _unique(newest_first(p for p in posts if is_visible(p, now)))
+    visible, problems = _unique(p for p in posts if is_visible(p, now))
     future = [p.date for p in posts if not p.draft and p.date > now]
-    groups: dict[str, list[Post]] = defaultdict(list)
-    names: dict[str, str] = {}
+    groups: dict[tuple[str, str], list[Post]] = defaultdict(list)
+    channels: dict[tuple[str, str], Channel] = {("all", ALL.slug): ALL}  # the first spelling of a name wins
     for post in visible:
-        if not post.in_feeds:
-            continue
-        groups[ALL.slug].append(post)
-        for term in post.categories:
-            groups[term.slug].append(post)
-            names.setdefault(term.slug, term.name)
-    channels = [ALL, *sorted(
-        (Channel(kind="category", slug=slug, name=name) for slug, name in names.items()),
-        key=lambda c: (c.name.casefold(), c.slug),
-    )]
-    listings = tuple(
-        Listing(channel=c, posts=tuple(groups[c.slug][:max_items]), total=len(groups[c.slug]))
-        for c in channels
+        if post.in_feeds:
+            for channel in _channels_of(post):
+                key = (channel.kind, channel.slug)
+                channels.setdefault(key, channel)
+                groups[key].append(post)
+    order = sorted(channels, key=lambda k: (_KIND_ORDER[k[0]], channels[k].name.casefold(), k[1]))
+    return Catalog(
+        listings=tuple(Listing(channel=channels[k], posts=tuple(groups[k])) for k in order),
+        visible=tuple(visible),
+        problems=tuple(problems),
+        next_due=min(future, default=None),
     )
-    return Catalog(listings=listings, visible=tuple(visible), problems=tuple(problems),
-                   next_due=min(future, default=None))
 
 
-def _unique(posts: list[Post]) -> tuple[list[Post], list[Problem]]:
+_KIND_ORDER = {"all": 0, "category": 1, "tag": 2, "author": 3}
+
+
+def _channels_of(post: Post) -> list[Channel]:
+    channels = [ALL]
+    channels += [_term_channel("category", t) for t in post.categories]
+    channels += [_term_channel("tag", t) for t in post.tags]
+    channels += [_term_channel("author", Term(slug=s, name=a.name)) for a in post.authors if (s := slugify(a.name))]
+    return channels
+
+
+def _term_channel(kind: str, term: Term) -> Channel:
+    return Channel(kind=kind, slug=term.slug, name=term.name)
+
+
+def _unique(posts: Iterable[Post]) -> tuple[list[Post], list[Problem]]:
     """Drop later posts whose id or slug is taken: feeds need unique ids, pages unique URLs."""
     seen_ids: dict[str, Post] = {}
     seen_slugs: dict[str, Post] = {}
@@ -77,4 +81,4 @@ def _unique(posts: list[Post]) -> tuple[list[Post], list[Problem]]:
             continue
         seen_ids[post.id] = seen_slugs[post.slug] = post
         kept.append(post)
-    return newest_first(kept), problems
+    return sorted(kept, key=sort_key), problems

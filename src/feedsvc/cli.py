@@ -59,11 +59,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
-    snapshot = Publisher(settings).rebuild()
-    written = export_feeds(snapshot, args.out)
+    publisher = Publisher(settings)
+    snapshot = publisher.rebuild()
+    written = export_feeds(publisher, args.out)
     for problem in snapshot.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"wrote {len(written)} feeds for {snapshot.post_count} posts to {args.out}")
+    print(f"wrote {len(written) - 1} feeds and an OPML list for {snapshot.post_count} posts to {args.out}")
     return 0
 
 

@@ -64,6 +64,11 @@ class Settings:
         4 * 1024 * 1024, "Larger post files are reported and skipped.", int,
     )
     threads: int = _setting(8, "Threads of the HTTP server.", int)
+    cache_max_age: int = _setting(300, "Cache-Control max-age of feeds, in seconds.", int)
+    max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts.", int)
+    websub_hubs: tuple[str, ...] = _setting(
+        (), "WebSub hub URLs, comma-separated: advertised in every feed and told of every change.", _split_list,
+    )
 
     def __post_init__(self) -> None:
         _check(self)
@@ -91,9 +96,12 @@ def _check(settings: Settings) -> None:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
-    for name in ("port", "max_items", "max_post_bytes", "threads"):
-        if getattr(settings, name) < (0 if name == "port" else 1):
+    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit"):
+        if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    for hub in settings.websub_hubs:
+        if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).hostname:
+            raise ConfigError(f"FEEDSVC_WEBSUB_HUBS: {hub!r} is not an http(s) URL")
     if settings.rebuild_interval <= 0 or settings.debounce < 0:
         raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0 and FEEDSVC_DEBOUNCE >= 0")
     try:
@@ -108,7 +116,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Turn a string (env, flag) or TOML value into the field's type, naming the source on error."""
     parse = FIELDS[name].metadata["parse"]
-    if isinstance(value, list) and name == "extensions":
+    if isinstance(value, list) and name in ("extensions", "websub_hubs"):
         value = ",".join(value)
     if parse is None:
         return str(value)

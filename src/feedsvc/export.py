@@ -6,7 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from feedsvc.model import Snapshot
+from feedsvc.model import FeedFormat
+from feedsvc.publisher import Publisher
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -25,23 +26,28 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def export_feeds(snapshot: Snapshot, out: Path) -> list[Path]:
-    """Every feed at the path it has under /feeds/ when served; returns the files written.
+def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
+    """Every feed's subscription document at its path under /feeds/, and feeds.opml; returns the files.
 
     Feeds of earlier builds that the content no longer has are removed, as the server would 404.
     """
+    snapshot = publisher.snapshot
     written = []
-    for name, feed in sorted(snapshot.feeds.items()):
-        target = out / "feeds" / name
-        write_atomically(target, feed.body)
-        written.append(target)
+    for path in sorted(snapshot.listings):
+        for fmt in FeedFormat:
+            feed = publisher.page(path, fmt, snapshot=snapshot)
+            assert feed is not None  # every listing has a first page
+            target = out / "feeds" / f"{path}.{fmt.value}"
+            write_atomically(target, feed.body)
+            written.append(target)
     _remove_stale(out / "feeds", keep=set(written))
-    return written
+    write_atomically(out / "feeds.opml", snapshot.opml)
+    return [*written, out / "feeds.opml"]
 
 
 def _remove_stale(folder: Path, *, keep: set[Path]) -> None:
     for path in folder.rglob("*"):
-        if path.suffix in (".atom", ".rss") and path.is_file() and path not in keep:
+        if path.suffix in {f".{fmt.value}" for fmt in FeedFormat} and path.is_file() and path not in keep:
             path.unlink()
     for path in sorted(folder.rglob("*"), reverse=True):
         if path.is_dir() and not any(path.iterdir()):

@@ -1,13 +1,15 @@
-"""Post bodies: Markdown (GitHub flavour) -> HTML that is safe to hand to any reader.
+"""Post bodies: Markdown (GitHub flavour) -> HTML that is safe and self-contained in any reader.
 
 cmark-gfm (C) renders about 20x faster than the pure-Python renderers; raw HTML is let
 through the renderer and then cleaned by ammonia (nh3), so editors may write <figure>
-but never <script>.
+but never <script>. Relative URLs become absolute against the post's URL, because many
+readers and feed-to-email services ignore xml:base.
 """
 
 from __future__ import annotations
 
 import functools
+from urllib.parse import urljoin
 
 import cmarkgfm
 import nh3
@@ -18,21 +20,40 @@ _TAGS = nh3.ALLOWED_TAGS | {"figure", "figcaption", "picture", "source", "video"
 _ATTRIBUTES = {
     **nh3.ALLOWED_ATTRIBUTES,
     "img": {"src", "alt", "title", "width", "height", "srcset", "sizes", "loading"},
-    "source": {"src", "srcset", "type", "media"},
+    "source": {"src", "srcset", "type", "media", "sizes"},
     "video": {"src", "poster", "controls", "width", "height"},
     "audio": {"src", "controls"},
     "a": {"href", "hreflang", "title"},
     "td": {"align", "colspan", "rowspan"},
     "th": {"align", "colspan", "rowspan"},
 }
+_SCHEMES = {"http", "https", "mailto"}
 
 
 @functools.lru_cache(maxsize=4096)
-def render_markdown(text: str) -> str:
-    """Sanitised HTML for a post body; cached, since the same bodies render on every rebuild."""
+def render_markdown(text: str, base_url: str) -> str:
+    """Sanitised HTML for a post body at `base_url`; cached, as the same bodies render on every rebuild."""
     html = cmarkgfm.github_flavored_markdown_to_html(text, options=_OPTIONS)
-    return sanitize(html)
+    return sanitize(html, base_url)
 
 
-def sanitize(html: str) -> str:
-    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes={"http", "https", "mailto"})
+def sanitize(html: str, base_url: str) -> str:
+    def absolute_srcset(tag: str, attribute: str, value: str) -> str | None:
+        return _absolute_srcset(value, base_url) if attribute == "srcset" else value
+
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES,
+                     url_relative=("rewrite_with_base", base_url), attribute_filter=absolute_srcset)
+
+
+def _absolute_srcset(value: str, base_url: str) -> str | None:
+    """`a.jpg 1x, /b.jpg 2x` -> absolute URLs; a candidate with another scheme drops the attribute."""
+    candidates = []
+    for candidate in value.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        if not url:
+            continue
+        absolute = urljoin(base_url, url)
+        if absolute.split(":", 1)[0].lower() not in ("http", "https"):
+            return None
+        candidates.append(f"{absolute} {descriptor.strip()}".strip())
+    return ", ".join(candidates) or None

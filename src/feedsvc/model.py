@@ -62,17 +62,25 @@ class Problem:
 class FeedFormat(enum.Enum):
     ATOM = "atom"
     RSS = "rss"
+    JSON = "json"
 
     @property
     def media_type(self) -> str:
-        return {"atom": "application/atom+xml", "rss": "application/rss+xml"}[self.value]
+        return _MEDIA_TYPES[self.value]
+
+    @property
+    def label(self) -> str:
+        return {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}[self.value]
+
+
+_MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": "application/feed+json"}
 
 
 @dataclass(**_FROZEN)
 class Channel:
-    """One feed's identity: all posts (`kind="all"`) or one category."""
+    """One feed's identity: all posts (`kind="all"`), or one category, tag or author."""
 
-    kind: str  # "all" | "category"
+    kind: str  # "all" | "category" | "tag" | "author"
     slug: str
     name: str
 
@@ -83,15 +91,47 @@ class Channel:
 
 
 @dataclass(**_FROZEN)
+class PageLinks:
+    """RFC 5005 paging: where this page is and where its neighbours are (None: no such page)."""
+
+    self: str
+    first: str
+    next: str | None = None
+    previous: str | None = None
+    last: str | None = None
+
+
+@dataclass(**_FROZEN)
+class Page:
+    """What one feed document holds: a channel's posts from `start`, and its links."""
+
+    channel: Channel
+    posts: tuple[Post, ...]
+    start: int
+    links: PageLinks
+    hubs: tuple[str, ...] = ()
+
+
+@dataclass(**_FROZEN)
 class RenderedFeed:
-    """A serialised feed and the validators HTTP needs; same input, same bytes."""
+    """A serialised feed, compressed once, and the validators HTTP needs; same input, same bytes."""
 
     channel: Channel
     format: FeedFormat
     body: bytes
-    etag: str
+    etag: str  # strong, quoted; differs per encoding (RFC 9110 section 8.8.3)
+    gzip_body: bytes
+    gzip_etag: str
     last_modified: datetime
     entry_count: int
+
+
+@dataclass(**_FROZEN)
+class Listing:
+    """One channel and all its posts, newest first (pages and feeds are cut from it)."""
+
+    channel: Channel
+    posts: tuple[Post, ...]
 
 
 @dataclass(**_FROZEN)
@@ -108,7 +148,10 @@ class Snapshot:
     """Everything the web layer serves, swapped in whole after each rebuild."""
 
     feeds: Mapping[str, RenderedFeed] = field(default_factory=dict)  # "category/news.atom" -> feed
-    channels: tuple[ChannelSummary, ...] = ()
+    listings: Mapping[str, Listing] = field(default_factory=dict)  # "tag/x" -> the channel and all its posts
+    channels: tuple[ChannelSummary, ...] = ()  # every channel, all posts first
+    opml: bytes = b""
+    opml_etag: str = '""'
     posts: Mapping[str, Post] = field(default_factory=dict)  # slug -> visible post
     problems: tuple[Problem, ...] = ()
     built_at: datetime | None = None

@@ -1,24 +1,36 @@
-"""rebuild(): scan the folder, choose what to publish, render, and swap in one new Snapshot."""
+"""rebuild(): scan the folder, choose what to publish, render, and swap in one new Snapshot.
+
+Also hands out feed pages: the subscription documents of all posts and of each category are
+rendered in the rebuild; pages, `?limit=` variants and tag or author feeds on first request,
+then kept in a small cache keyed by what they contain.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
 from feedsvc.markup import render_markdown
-from feedsvc.model import ChannelSummary, FeedFormat, Post, RenderedFeed, Snapshot
+from feedsvc.model import ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
+from feedsvc.opml import render_opml
+from feedsvc.paging import paginate
 from feedsvc.render import render_feed
 from feedsvc.scan import ContentFolder
+from feedsvc.urls import feed_url
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-_FeedKey = tuple[object, ...]
+OnChange = Callable[[list[str]], None]  # the self URLs of feeds whose bytes changed
+PREBUILT_KINDS = ("all", "category")  # rendered in every rebuild; the rest on request
+_PAGE_CACHE_SIZE = 64
 
 
 def utc_now() -> datetime:
@@ -26,34 +38,38 @@ def utc_now() -> datetime:
 
 
 def post_html(post: Post) -> str:
-    return render_markdown(post.body)
+    return render_markdown(post.body, post.url)
 
 
 class Publisher:
     """Owns the current Snapshot; readers take `publisher.snapshot`, rebuilds replace it whole."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, on_change: OnChange | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.on_change = on_change
         self.folder = ContentFolder(settings)
         self.snapshot = Snapshot()
         self.next_due: datetime | None = None  # when a future-dated post goes live
-        self._lock = threading.Lock()  # one rebuild at a time; feedgen's RSS dates are not thread-safe
-        self._rendered: dict[_FeedKey, RenderedFeed] = {}
+        self._lock = threading.Lock()  # one rebuild at a time
+        self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = {}
+        self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
+        self._pages_lock = threading.Lock()
 
     def rebuild(self) -> Snapshot:
         with self._lock:
             started = time.perf_counter()
             now = self.clock()
             scan = self.folder.scan()
-            catalog = build_catalog(scan.posts, now=now, max_items=self.settings.max_items)
+            catalog = build_catalog(scan.posts, now=now)
+            listings = {listing.channel.path: listing for listing in catalog.listings}
+            opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
             snapshot = Snapshot(
-                feeds=self._render(catalog),
-                channels=tuple(
-                    ChannelSummary(channel=listing.channel, post_count=listing.total,
-                                   updated=max((p.updated for p in listing.posts), default=None))
-                    for listing in catalog.listings
-                ),
+                feeds=self._prebuild(catalog),
+                listings=listings,
+                channels=tuple(_summary(listing) for listing in catalog.listings),
+                opml=opml,
+                opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
                 posts={p.slug: p for p in catalog.visible},
                 problems=tuple(sorted(scan.problems + catalog.problems, key=lambda p: (p.path, p.line or 0))),
                 built_at=now,
@@ -61,27 +77,80 @@ class Publisher:
                 post_count=len(catalog.visible),
                 status="ok" if scan.folder_ok else "degraded",
             )
-            self._log(snapshot, changed=scan.changed)
+            old, self.snapshot = self.snapshot, snapshot
             self.next_due = catalog.next_due
-            self.snapshot = snapshot
+            self._log(old, snapshot, changed=scan.changed)
+            if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
+                self.on_change(urls)
             return snapshot
 
-    def _render(self, catalog: Catalog) -> dict[str, RenderedFeed]:
-        """Every feed, re-rendering only those whose posts changed since the last build."""
-        feeds, rendered = {}, {}
+    def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
+             snapshot: Snapshot | None = None) -> RenderedFeed | None:
+        """The feed document at /feeds/<path>.<fmt>?before=&limit=, or None if there is none."""
+        snapshot = snapshot or self.snapshot
+        if before is None and limit is None and (feed := snapshot.feeds.get(f"{path}.{fmt.value}")):
+            return feed
+        listing = snapshot.listings.get(path)
+        if listing is None:
+            return None
+        page = self._paginate(listing, fmt, before=before, limit=limit)
+        if page is None:
+            return None
+        key = (page, fmt)
+        with self._pages_lock:
+            if (feed := self._pages.get(key)) is not None:
+                self._pages.move_to_end(key)
+                return feed
+        feed = render_feed(self.settings, page, fmt, html=post_html)
+        with self._pages_lock:
+            self._pages[key] = feed
+            while len(self._pages) > _PAGE_CACHE_SIZE:
+                self._pages.popitem(last=False)
+        return feed
+
+    def _paginate(self, listing: Listing, fmt: FeedFormat, *, before: str | None = None,
+                  limit: int | None = None) -> Page | None:
+        size = min(limit or self.settings.max_items, self.settings.max_limit)
+        query_limit = size if limit is not None else None
+
+        def url(cursor: str | None) -> str:
+            return feed_url(self.settings, listing.channel, fmt, before=cursor, limit=query_limit)
+
+        return paginate(listing.channel, listing.posts, before=before, limit=size, url=url,
+                        hubs=self.settings.websub_hubs)
+
+    def _prebuild(self, catalog: Catalog) -> dict[str, RenderedFeed]:
+        """The subscription documents of all posts and each category, re-rendering only changed ones."""
+        feeds, kept = {}, {}
         for listing in catalog.listings:
+            if listing.channel.kind not in PREBUILT_KINDS:
+                continue
             for fmt in FeedFormat:
-                key = (listing.channel, fmt, listing.posts)
-                feed = self._rendered.get(key) or render_feed(
-                    self.settings, listing.channel, listing.posts, fmt, html=post_html)
-                rendered[key] = feeds[f"{listing.channel.path}.{fmt.value}"] = feed
-        self._rendered = rendered
+                page = self._paginate(listing, fmt)
+                assert page is not None  # the first page always exists
+                key = (page, fmt)
+                feed = self._prebuilt.get(key) or render_feed(self.settings, page, fmt, html=post_html)
+                kept[key] = feeds[f"{listing.channel.path}.{fmt.value}"] = feed
+        self._prebuilt = kept
         return feeds
 
-    def _log(self, snapshot: Snapshot, *, changed: int) -> None:
-        for problem in sorted(set(snapshot.problems) - set(self.snapshot.problems), key=str):
+    def _changed_feeds(self, old: Snapshot, new: Snapshot) -> list[str]:
+        """Self URLs of every feed whose subscription document differs (same page, same bytes)."""
+        changed = []
+        for path, listing in new.listings.items():
+            before = old.listings.get(path)
+            if before is None or self._paginate(before, FeedFormat.ATOM) != self._paginate(listing, FeedFormat.ATOM):
+                changed += [feed_url(self.settings, listing.channel, fmt) for fmt in FeedFormat]
+        return changed
+
+    def _log(self, old: Snapshot, new: Snapshot, *, changed: int) -> None:
+        for problem in sorted(set(new.problems) - set(old.problems), key=str):
             logger.warning("problem in %s", problem)
-        if changed or snapshot.post_count != self.snapshot.post_count:
-            logger.info("built %d posts into %d feeds in %.3fs (%d files changed, %d problems)",
-                        snapshot.post_count, len(snapshot.feeds), snapshot.build_seconds,
-                        changed, len(snapshot.problems))
+        if changed or new.post_count != old.post_count:
+            logger.info("built %d posts into %d channels in %.3fs (%d files changed, %d problems)",
+                        new.post_count, len(new.listings), new.build_seconds, changed, len(new.problems))
+
+
+def _summary(listing: Listing) -> ChannelSummary:
+    return ChannelSummary(channel=listing.channel, post_count=len(listing.posts),
+                          updated=max((p.updated for p in listing.posts), default=None))

@@ -1,68 +1,105 @@
-"""(channel, posts, format) -> feed bytes with their ETag and Last-Modified. The only user of feedgen.
+"""(page, format) -> feed bytes, gzipped once, with ETags and Last-Modified. The only user of feedgen.
 
-Pure: no clock, no I/O. The feed's `updated` is its newest entry's time, never the build
-time, so the same posts always give the same bytes (and the same ETag on every replica).
+Pure: no clock, no I/O. A feed's `updated` is its newest entry's time, never the build time,
+so the same posts always give the same bytes (and the same ETag on every replica).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedEntry, FeedGenerator
 
 from feedsvc import __version__
 from feedsvc.config import Settings
-from feedsvc.model import Channel, FeedFormat, Post, RenderedFeed
+from feedsvc.jsonfeed import render_json_feed
+from feedsvc.model import FeedFormat, Page, Post, RenderedFeed
+from feedsvc.urls import feed_title, feed_url
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the `updated` of a feed with no entries yet
+ATOM_NS = "http://www.w3.org/2005/Atom"
+# feedgen's RSS dates switch the process locale while formatting; one render at a time.
+_FEEDGEN = threading.Lock()
+
+Html = Callable[[Post], str]
 
 
-def feed_url(settings: Settings, channel: Channel, fmt: FeedFormat) -> str:
-    return f"{settings.base_url}/feeds/{channel.path}.{fmt.value}"
-
-
-def feed_title(settings: Settings, channel: Channel) -> str:
-    return settings.site_title if channel.kind == "all" else f"{settings.site_title}: {channel.name}"
-
-
-def render_feed(
-    settings: Settings,
-    channel: Channel,
-    posts: Sequence[Post],
-    fmt: FeedFormat,
-    *,
-    html: Callable[[Post], str],
-) -> RenderedFeed:
-    """Serialise one feed; `html` turns a post's body into sanitised HTML."""
-    updated = max((p.updated for p in posts), default=EPOCH)
-    fg = _feed(settings, channel, fmt, updated)
-    for post in posts:
-        _add_entry(fg.add_entry(order="append"), post, html(post), fmt)  # feedgen prepends by default
-    body = fg.atom_str(pretty=False) if fmt is FeedFormat.ATOM else fg.rss_str(pretty=False)
+def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html) -> RenderedFeed:
+    """Serialise one feed page; `html` turns a post into sanitised HTML with absolute URLs."""
+    updated = max((p.updated for p in page.posts), default=EPOCH)
+    if fmt is FeedFormat.JSON:
+        body = render_json_feed(settings, page, html=html)
+    else:
+        with _FEEDGEN:
+            body = _render_xml(settings, page, fmt, updated, html)
+    digest = hashlib.sha256(body).hexdigest()[:32]
     return RenderedFeed(
-        channel=channel,
+        channel=page.channel,
         format=fmt,
         body=body,
-        etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        etag=f'"{digest}"',
+        gzip_body=gzip.compress(body, compresslevel=6, mtime=0),  # mtime=0: same bytes every time
+        gzip_etag=f'"{digest}-gzip"',
         last_modified=updated,
-        entry_count=len(posts),
+        entry_count=len(page.posts),
     )
 
 
-def _feed(settings: Settings, channel: Channel, fmt: FeedFormat, updated: datetime) -> FeedGenerator:
+def _render_xml(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime, html: Html) -> bytes:
+    fg = _feed(settings, page, fmt, updated)
+    for post in page.posts:
+        _add_entry(fg.add_entry(order="append"), post, html(post), fmt)  # feedgen prepends by default
+    return bytes(fg.atom_str(pretty=False) if fmt is FeedFormat.ATOM else fg.rss_str(pretty=False))
+
+
+def related_links(page: Page) -> list[tuple[str, str]]:
+    """(rel, href) for hubs and RFC 5005 neighbours; `self` is added separately."""
+    links = [("hub", hub) for hub in page.hubs]
+    for rel in ("first", "next", "previous", "last"):
+        if href := getattr(page.links, rel):
+            links.append((rel, href))
+    return links
+
+
+class _RssAtomLinks(BaseExtension):  # type: ignore[misc]
+    """feedgen writes only rel="self" into RSS; hub and paging links go in as atom:link too."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss.find("channel")
+        for rel, href in self.links:
+            channel.append(channel.makeelement(f"{{{ATOM_NS}}}link", {"rel": rel, "href": href}))
+        return rss
+
+
+def _feed(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("media")
     fg.load_extension("dc")
-    self_url = feed_url(settings, channel, fmt)
-    fg.id(self_url)
-    fg.title(feed_title(settings, channel))
+    fg.id(feed_url(settings, page.channel, fmt))  # every page of a feed is the same feed
+    fg.title(feed_title(settings, page.channel))
     fg.subtitle(settings.site_description)  # also the RSS <description>, which RSS requires
     fg.author({"name": settings.author})  # an Atom feed with no author anywhere is invalid
     fg.language(settings.language)
     fg.generator("feedsvc", version=__version__)
-    fg.link(href=self_url, rel="self", type=fmt.media_type)
+    fg.link(href=page.links.self, rel="self", type=fmt.media_type)
+    if fmt is FeedFormat.ATOM:
+        for rel, href in related_links(page):
+            fg.link(href=href, rel=rel)
+    else:
+        fg.register_extension("atomlinks", _RssAtomLinks, None, atom=False, rss=True)
+        fg.atomlinks.links = related_links(page)
     fg.link(href=settings.site_url, rel="alternate")  # last: it becomes the RSS channel <link>
     fg.updated(updated)
     fg.lastBuildDate(updated)  # feedgen would stamp now()

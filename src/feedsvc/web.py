@@ -1,20 +1,27 @@
-"""HTTP: feeds from the current Snapshot with validators, the index and post pages, /healthz.
+"""HTTP: feeds and their pages from the current Snapshot, previews, OPML, index and post pages, /healthz.
 
-Reads `publisher.snapshot` once per request and never builds anything itself.
+Reads the publisher's snapshot once per request and never rebuilds anything itself.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+import logging
 
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from feedsvc.httpcache import feed_response, is_not_modified
 from feedsvc.model import FeedFormat, Snapshot
 from feedsvc.publisher import Publisher, post_html
-from feedsvc.render import feed_title, feed_url
+from feedsvc.render import EPOCH
+from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
 
+logger = logging.getLogger(__name__)
 blueprint = Blueprint("feeds", __name__)
 
 _CSP = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_FORMATS = {fmt.value: fmt for fmt in FeedFormat}
 
 
 def _publisher() -> Publisher:
@@ -22,52 +29,103 @@ def _publisher() -> Publisher:
     return publisher
 
 
-def _snapshot() -> Snapshot:
-    return _publisher().snapshot
-
-
 @blueprint.get("/feeds/<path:name>")
-def feed(name: str) -> Response:
-    rendered = _snapshot().feeds.get(name)
-    if rendered is None:
+def feed(name: str) -> Response | str:
+    path, dot, extension = name.rpartition(".")
+    if not dot or "/" in extension:
+        return _preview(name)
+    fmt = _FORMATS.get(extension)
+    if fmt is None:
         abort(404)
-    response = Response(rendered.body, content_type=f"{rendered.format.media_type}; charset=utf-8")
-    response.set_etag(rendered.etag.strip('"'))
-    response.last_modified = rendered.last_modified
-    response.cache_control.public = True
-    response.cache_control.max_age = 300
-    return response.make_conditional(request)
+    publisher = _publisher()
+    found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
+    if found is None:
+        abort(404)
+    settings = publisher.settings
+    links = None
+    if settings.websub_hubs:
+        self_url = feed_url(settings, found.channel, fmt)
+        links = ", ".join([f'<{hub}>; rel="hub"' for hub in settings.websub_hubs] + [f'<{self_url}>; rel="self"'])
+    return feed_response(request, found, max_age=settings.cache_max_age, links=links)
+
+
+def _limit() -> int | None:
+    text = request.args.get("limit")
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        abort(400, description="limit must be a whole number of entries, at least 1")
+    return min(int(text), _publisher().settings.max_limit)
+
+
+def _preview(path: str) -> str:
+    publisher = _publisher()
+    listing = publisher.snapshot.listings.get(path)
+    if listing is None:
+        abort(404)
+    settings = publisher.settings
+    return render_template(
+        "preview.html", settings=settings, channel=listing.channel, total=len(listing.posts),
+        posts=listing.posts[:settings.max_items], title=feed_title(settings, listing.channel),
+        feeds=[(fmt, feed_url(settings, listing.channel, fmt)) for fmt in FeedFormat],
+    )
+
+
+@blueprint.get("/feeds.opml")
+def opml() -> Response:
+    snapshot = _publisher().snapshot
+    headers = {"ETag": snapshot.opml_etag, "Cache-Control": f"public, max-age={_publisher().settings.cache_max_age}"}
+    if is_not_modified(request, snapshot.opml_etag, snapshot.built_at or EPOCH):
+        return Response(status=304, headers=headers)
+    return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers=headers)
 
 
 @blueprint.get("/")
 def index() -> str:
-    snapshot = _snapshot()
-    settings = _publisher().settings
-    return render_template("index.html", snapshot=snapshot, settings=settings,
-                           feed_url=feed_url, feed_title=feed_title, formats=FeedFormat)
+    publisher = _publisher()
+    snapshot: Snapshot = publisher.snapshot
+    by_kind: dict[str, list] = {}
+    for summary in snapshot.channels:
+        by_kind.setdefault(summary.channel.kind, []).append(summary)
+    return render_template(
+        "index.html", snapshot=snapshot, settings=publisher.settings, by_kind=by_kind, formats=FeedFormat,
+        feed_url=feed_url, feed_title=feed_title, preview_url=preview_url, opml_url=opml_url(publisher.settings),
+    )
 
 
 @blueprint.get("/posts/<slug>")
 def post(slug: str) -> str:
-    found = _snapshot().posts.get(slug)
+    found = _publisher().snapshot.posts.get(slug)
     if found is None:
         abort(404)
-    return render_template("post.html", post=found, content=post_html(found),
-                           settings=_publisher().settings)
+    return render_template("post.html", post=found, content=post_html(found), settings=_publisher().settings)
 
 
 @blueprint.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    snapshot = _snapshot()
+    snapshot = _publisher().snapshot
     body = {
         "status": snapshot.status,
         "posts": snapshot.post_count,
-        "feeds": len(snapshot.feeds),
+        "feeds": len(snapshot.listings) * len(FeedFormat),
         "last_build": snapshot.built_at.isoformat() if snapshot.built_at else None,
         "last_build_seconds": round(snapshot.build_seconds, 4),
         "problems": [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems],
     }
+    if (notifier := current_app.extensions.get("feedsvc.websub")) is not None:
+        outcomes = notifier.outcomes
+        body["websub"] = {"hubs": outcomes.by_hub or dict.fromkeys(notifier.hubs, "idle"),
+                          "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
+                          "pending": notifier.pending, "last_error": outcomes.last_error}
     return jsonify(body), 503 if snapshot.status == "starting" else 200
+
+
+@blueprint.app_errorhandler(Exception)
+def unexpected(error: Exception) -> Response | HTTPException:
+    if isinstance(error, HTTPException):
+        return error
+    logger.exception("error serving %s", request.path)
+    return Response("Internal error\n", status=500, content_type="text/plain; charset=utf-8")
 
 
 @blueprint.after_app_request

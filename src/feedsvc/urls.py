@@ -1,0 +1,30 @@
+"""Every absolute URL the service hands out, built from the configured base URL (never the Host header)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from feedsvc.config import Settings
+from feedsvc.model import Channel, FeedFormat
+
+
+def feed_url(settings: Settings, channel: Channel, fmt: FeedFormat, **query: str | int | None) -> str:
+    """The feed's subscription URL, or one of its pages when `before`/`limit` are given."""
+    url = f"{settings.base_url}/feeds/{channel.path}.{fmt.value}"
+    params = {k: v for k, v in query.items() if v is not None}
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def preview_url(settings: Settings, channel: Channel) -> str:
+    return f"{settings.base_url}/feeds/{channel.path}"
+
+
+def opml_url(settings: Settings) -> str:
+    return f"{settings.base_url}/feeds.opml"
+
+
+def feed_title(settings: Settings, channel: Channel) -> str:
+    if channel.kind == "all":
+        return settings.site_title
+    label = {"category": "", "tag": "tag ", "author": "by "}[channel.kind]
+    return f"{settings.site_title}: {label}{channel.name}"
