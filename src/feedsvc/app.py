@@ -13,6 +13,7 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.publisher import Clock, Publisher, utc_now
 from feedsvc.schedule import RebuildSchedule
 from feedsvc.watch import FolderWatch
+from feedsvc.websub import WebSubNotifier
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +36,13 @@ class Background:
 
     schedule: RebuildSchedule
     watch: FolderWatch
+    websub: WebSubNotifier | None = None
 
     def stop(self) -> None:
         self.watch.stop()
         self.schedule.shutdown()
+        if self.websub is not None:
+            self.websub.stop()
 
 
 def start_background(app: Flask) -> Background:
@@ -52,11 +56,16 @@ def start_background(app: Flask) -> Background:
         publisher.rebuild()
         return publisher.next_due
 
+    websub = None
+    if settings.websub_hubs:
+        websub = app.extensions["feedsvc.websub"] = WebSubNotifier(settings.websub_hubs)
+        websub.start()
+        publisher.on_change = websub.notify
     schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()
     watch.start()
     schedule.nudge()  # picks up edits made between create_app() and now, and any future post
-    app.extensions["feedsvc.background"] = background = Background(schedule, watch)
+    app.extensions["feedsvc.background"] = background = Background(schedule, watch, websub)
     logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)
     return background
