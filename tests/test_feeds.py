@@ -159,13 +159,27 @@ def test_broken_edit_keeps_the_last_good_version(write_post: WritePost, client: 
     assert client.get("/healthz").json["problems"] == []
 
 
-def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost, client: FlaskClient) -> None:
+def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost, client: FlaskClient,
+                                                          make_app: Callable[..., Flask]) -> None:
     write_post("a.md", title="A", date="2025-01-01", id="tag:example.org,2025:x")
     write_post("b.md", title="B", date="2025-01-02", id="tag:example.org,2025:x")
     rebuild(client.application)
-    ids = [e.id for e in parse(client.get("/feeds/all.atom")).entries]
-    assert ids == ["tag:example.org,2025:x"]
-    assert "same id as a.md" in client.get("/healthz").json["problems"][0]["message"]
+    write_post("news/c.md", title="C", date="2025-01-03", slug="a")
+    write_post("sport/a.md", title="A2", date="2025-01-03")
+    rebuild(client.application)
+    entries = parse(client.get("/feeds/all.atom")).entries
+    assert sorted(e.title for e in entries) == ["A", "A2", "B", "C"]  # both of every clash are kept
+    ids, links = [e.id for e in entries], [e.link for e in entries]
+    assert len(set(ids)) == len(set(links)) == 4
+    assert ids[3] == "tag:example.org,2025:x" and ids[2].startswith("tag:example.org,2025:x#")
+    problems = {p["file"]: p["message"] for p in client.get("/healthz").json["problems"]}
+    assert "same id as a.md" in problems["b.md"]
+    assert "same slug as a.md" in problems["news/c.md"]
+    assert "same slug as a.md" in problems["sport/a.md"]
+    for link in links:
+        assert client.get(link.removeprefix(BASE_URL)).status_code == 200
+    again = [e.id for e in parse(make_app().test_client().get("/feeds/all.atom")).entries]
+    assert again == ids  # the renames are the same on every build
 
 
 def test_same_content_same_bytes(newsroom: None, make_app: Callable[..., Flask]) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from slugify import slugify
 
-from feedsvc.model import Channel, Listing, Post, Problem, Term
+from feedsvc.model import Channel, Listing, Post, Term
 
 ALL = Channel(kind="all", slug="all", name="All posts")
 
@@ -18,7 +18,6 @@ ALL = Channel(kind="all", slug="all", name="All posts")
 class Catalog:
     listings: tuple[Listing, ...]  # all posts, then categories, tags, authors, each by name
     visible: tuple[Post, ...]  # every published post, newest first
-    problems: tuple[Problem, ...]  # clashes found while grouping
     next_due: datetime | None  # when the earliest future-dated post goes live
 
 
@@ -33,7 +32,7 @@ def sort_key(post: Post) -> tuple[float, str]:
 
 def build_catalog(posts: Iterable[Post], *, now: datetime) -> Catalog:
     posts = list(posts)
-    visible, problems = _unique(p for p in posts if is_visible(p, now))
+    visible = sorted((p for p in posts if is_visible(p, now)), key=sort_key)
     future = [p.date for p in posts if not p.draft and p.date > now]
     groups: dict[tuple[str, str], list[Post]] = defaultdict(list)
     channels: dict[tuple[str, str], Channel] = {("all", ALL.slug): ALL}  # the first spelling of a name wins
@@ -47,7 +46,6 @@ def build_catalog(posts: Iterable[Post], *, now: datetime) -> Catalog:
     return Catalog(
         listings=tuple(Listing(channel=channels[k], posts=tuple(groups[k])) for k in order),
         visible=tuple(visible),
-        problems=tuple(problems),
         next_due=min(future, default=None),
     )
 
@@ -65,20 +63,3 @@ def _channels_of(post: Post) -> list[Channel]:
 
 def _term_channel(kind: str, term: Term) -> Channel:
     return Channel(kind=kind, slug=term.slug, name=term.name)
-
-
-def _unique(posts: Iterable[Post]) -> tuple[list[Post], list[Problem]]:
-    """Drop later posts whose id or slug is taken: feeds need unique ids, pages unique URLs."""
-    seen_ids: dict[str, Post] = {}
-    seen_slugs: dict[str, Post] = {}
-    kept, problems = [], []
-    for post in sorted(posts, key=lambda p: p.source):
-        clash = seen_ids.get(post.id) or seen_slugs.get(post.slug)
-        if clash is not None:
-            what = "id" if clash.id == post.id else "slug"
-            problems.append(Problem(path=post.source, line=None,
-                                    message=f"same {what} as {clash.source}; not published"))
-            continue
-        seen_ids[post.id] = seen_slugs[post.slug] = post
-        kept.append(post)
-    return sorted(kept, key=sort_key), problems

@@ -26,6 +26,7 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\ud
 _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 _HANDLER = YAMLHandler()
+MAX_TERMS = 100  # categories or tags per post; each makes feeds, so a runaway list is a mistake
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
@@ -137,15 +138,11 @@ def _build_post(source: str, meta: Mapping[str, Any], body: str, settings: Setti
     slug = slugify(_text(meta, "slug") or PurePosixPath(source).stem)
     if not slug:
         raise _field("slug", "cannot make a URL slug from it; set `slug:` to letters or digits")
-    local = published.astimezone(settings.zone)
     return Post(
         source=source,
         slug=slug,
         id=_entry_id(meta, slug, published, settings),
-        url=settings.post_url.format(
-            base_url=settings.base_url, slug=slug,
-            year=f"{local:%Y}", month=f"{local:%m}", day=f"{local:%d}",
-        ),
+        url=post_url(slug, published, settings),
         title=title,
         date=published,
         updated=max(updated, published),
@@ -195,6 +192,8 @@ def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
         raise _field(key, "must be a name or a list of names")
+    if len(items) > MAX_TERMS:
+        raise _field(key, f"has {len(items)} entries; at most {MAX_TERMS} are allowed")
     terms: dict[str, Term] = {}
     for item in items:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
@@ -248,11 +247,21 @@ def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
     return value
 
 
+def post_url(slug: str, published: datetime, settings: Settings) -> str:
+    local = published.astimezone(settings.zone)
+    return settings.post_url.format(base_url=settings.base_url, slug=slug,
+                                    year=f"{local:%Y}", month=f"{local:%m}", day=f"{local:%d}")
+
+
+def derived_id(slug: str, published: datetime, settings: Settings) -> str:
+    """An RFC 4151 tag URI from site, date and slug: editing the title or body never changes it."""
+    return f"tag:{settings.id_authority},{published:%Y-%m-%d}:{slug}"
+
+
 def _entry_id(meta: Mapping[str, Any], slug: str, published: datetime, settings: Settings) -> str:
-    """A permanent id: the post's own `id`, else an RFC 4151 tag URI from site, date and slug."""
     own = _text(meta, "id")
     if own:
         if not _URI_SCHEME.fullmatch(own):
             raise _field("id", f"must be a URI such as tag:example.org,2020:post-1, got {own!r}")
         return own
-    return f"tag:{settings.id_authority},{published:%Y-%m-%d}:{slug}"
+    return derived_id(slug, published, settings)

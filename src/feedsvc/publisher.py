@@ -71,7 +71,7 @@ class Publisher:
                 opml=opml,
                 opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
                 posts={p.slug: p for p in catalog.visible},
-                problems=tuple(sorted(scan.problems + catalog.problems, key=lambda p: (p.path, p.line or 0))),
+                problems=scan.problems,
                 built_at=now,
                 build_seconds=time.perf_counter() - started,
                 post_count=len(catalog.visible),

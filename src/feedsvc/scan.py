@@ -15,6 +15,7 @@ from pathlib import Path
 from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import Post, Problem
+from feedsvc.unique import make_unique
 
 Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
 
@@ -63,12 +64,16 @@ class ContentFolder:
         for source, (path, signature) in found.items():
             entry = self._entries.get(source)
             if entry is None or entry.signature != signature:
-                self._entries[source] = self._read(source, path, signature, entry)
                 changed += 1
+                if (fresh := self._read(source, path, signature, entry)) is not None:
+                    self._entries[source] = fresh
+                else:
+                    self._entries.pop(source, None)
         return self._result(problems, changed=changed)
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True) -> ScanResult:
-        posts = [e.post for e in self._entries.values() if e.post is not None]
+        posts, clashes = make_unique((e.post for e in self._entries.values() if e.post is not None), self.settings)
+        problems += clashes
         problems += [e.problem for e in self._entries.values() if e.problem is not None]
         problems.sort(key=lambda p: (p.path, p.line or 0))
         return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok)
@@ -99,25 +104,31 @@ class ContentFolder:
                 problems.append(Problem(path=source, line=None, message=message))
                 return
             st = path.stat()
-        except OSError as exc:  # vanished since listing, a symlink loop, no permission
-            problems.append(Problem(path=source, line=None, message=exc.strerror or str(exc)))
+        except FileNotFoundError:  # deleted since the listing (or a dangling symlink): not a post now
+            return
+        except (OSError, RuntimeError) as exc:  # a symlink loop, no permission
+            problems.append(Problem(path=source, line=None, message=getattr(exc, "strerror", None) or str(exc)))
             return
         if stat.S_ISREG(st.st_mode):
             found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino))
 
-    def _read(self, source: str, path: Path, signature: Signature, old: _Entry | None) -> _Entry:
+    def _read(self, source: str, path: Path, signature: Signature, old: _Entry | None) -> _Entry | None:
         result = self._load(source, path, signature[1])
+        if result is None:
+            return None
         if isinstance(result, Post):
             return _Entry(signature, result, None)
         return _Entry(signature, old.post if old else None, result)
 
-    def _load(self, source: str, path: Path, size: int) -> Post | Problem:
+    def _load(self, source: str, path: Path, size: int) -> Post | Problem | None:
         limit = self.settings.max_post_bytes
         if size > limit:
             return _too_large(source, limit)
         try:
             with path.open("rb") as f:
                 data = f.read(limit + 1)
+        except FileNotFoundError:  # deleted between stat and read
+            return None
         except OSError as exc:
             return Problem(path=source, line=None, message=exc.strerror or str(exc))
         if len(data) > limit:

@@ -1,0 +1,45 @@
+"""Keeps slugs and entry ids unique across the folder: a clash renames the later file's post, never drops it.
+
+Feeds need unique ids and post pages unique URLs. The file that sorts later by path gets a
+suffix made from its path, so the rename is the same on every rebuild and every replica.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+
+from feedsvc.config import Settings
+from feedsvc.content import derived_id, post_url
+from feedsvc.model import Post, Problem
+
+
+def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], list[Problem]]:
+    taken_ids: dict[str, Post] = {}
+    taken_slugs: dict[str, Post] = {}
+    kept, problems = [], []
+    for post in sorted(posts, key=lambda p: p.source):
+        id_clash, slug_clash = taken_ids.get(post.id), taken_slugs.get(post.slug)
+        if slug_clash is not None:
+            post = _with_slug(post, f"{post.slug}-{_suffix(post)}", settings)
+            problems.append(Problem(path=post.source, line=None, message=(
+                f"same slug as {slug_clash.source}; published at {post.url} instead")))
+        if id_clash is not None and post.id in taken_ids:
+            post = dataclasses.replace(post, id=f"{post.id}#{_suffix(post)}")
+            problems.append(Problem(path=post.source, line=None, message=(
+                f"same id as {id_clash.source}; published with id {post.id} instead")))
+        taken_ids[post.id] = taken_slugs[post.slug] = post
+        kept.append(post)
+    return kept, problems
+
+
+def _suffix(post: Post) -> str:
+    return hashlib.sha256(post.source.encode()).hexdigest()[:8]
+
+
+def _with_slug(post: Post, slug: str, settings: Settings) -> Post:
+    """A new slug and URL; a derived id follows the slug, the post's own id is kept."""
+    derived = post.id == derived_id(post.slug, post.date, settings)
+    return dataclasses.replace(post, slug=slug, url=post_url(slug, post.date, settings),
+                               id=derived_id(slug, post.date, settings) if derived else post.id)
