@@ -50,7 +50,8 @@ def write_post(content_dir: Path) -> WritePost:
 @pytest.fixture
 def make_settings(content_dir: Path) -> Callable[..., Settings]:
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"content_dir": content_dir, "base_url": BASE_URL,
+        # settle=0: tests that write a file and call rebuild() at once mean "the file is complete".
+        values: dict[str, object] = {"content_dir": content_dir, "base_url": BASE_URL, "settle": 0,
                                      "site_title": "Example News", "author": "Example Newsroom"}
         values.update(overrides)
         return load_settings(env={}, **values)

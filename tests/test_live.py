@@ -68,7 +68,7 @@ class Live:
 def live(write_post: WritePost, make_settings: Callable[..., Settings], content_dir: Path) -> Iterator[Live]:
     """The app with its background rebuilder running; one post is there from the start."""
     write_post("standing.md", title="Standing post", date="2025-01-01", categories="[archive]")
-    app = create_app(make_settings(rebuild_interval=3600, debounce=0.1))
+    app = create_app(make_settings(rebuild_interval=3600, debounce=0.1, settle=0.2))
     client = app.test_client()
     first_build = client.get("/healthz").json["last_build"]
     background = start_background(app)

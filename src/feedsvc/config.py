@@ -46,6 +46,9 @@ class Settings:
         60.0, "Seconds between full rescans (file events also trigger a rebuild).", float,
     )
     debounce: float = _setting(0.25, "Seconds to wait after a file event before rebuilding.", float)
+    settle: float = _setting(
+        0.2, "A file modified less than this many seconds ago may be half-written: it is read a moment later.", float,
+    )
     timezone: str = _setting("UTC", "IANA zone for post dates written without an offset.")
     site_title: str = _setting("feedsvc", "Feed and index page title.")
     site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description.")
@@ -102,8 +105,8 @@ def _check(settings: Settings) -> None:
     for hub in settings.websub_hubs:
         if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).hostname:
             raise ConfigError(f"FEEDSVC_WEBSUB_HUBS: {hub!r} is not an http(s) URL")
-    if settings.rebuild_interval <= 0 or settings.debounce < 0:
-        raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0 and FEEDSVC_DEBOUNCE >= 0")
+    if settings.rebuild_interval <= 0 or settings.debounce < 0 or settings.settle < 0:
+        raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0, FEEDSVC_DEBOUNCE and FEEDSVC_SETTLE >= 0")
     try:
         settings.post_url.format(base_url="", slug="s", year=2000, month="01", day="01")
     except (KeyError, IndexError, ValueError) as exc:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
@@ -50,7 +50,7 @@ class Publisher:
         self.on_change = on_change
         self.folder = ContentFolder(settings)
         self.snapshot = Snapshot()
-        self.next_due: datetime | None = None  # when a future-dated post goes live
+        self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self._lock = threading.Lock()  # one rebuild at a time
         self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = {}
         self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
@@ -78,7 +78,8 @@ class Publisher:
                 status="ok" if scan.folder_ok else "degraded",
             )
             old, self.snapshot = self.snapshot, snapshot
-            self.next_due = catalog.next_due
+            retry = now + timedelta(seconds=self.settings.settle) if scan.unsettled else None
+            self.next_due = min(filter(None, (catalog.next_due, retry)), default=None)
             self._log(old, snapshot, changed=scan.changed)
             if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
                 self.on_change(urls)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ class ScanResult:
     problems: tuple[Problem, ...]
     changed: int  # files (re)read or removed since the last scan
     folder_ok: bool = True
+    unsettled: bool = False  # a file changed too recently to trust; scan again after `settle` seconds
 
 
 @dataclass(slots=True)
@@ -45,10 +48,12 @@ def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
 class ContentFolder:
     """Scans a folder of posts; each scan reads only new or changed files."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.wall_clock = wall_clock
         self.root = settings.content_dir
         self._entries: dict[str, _Entry] = {}
+        self._scanned = False  # the first scan reads everything: there is no last version to keep
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
 
     def scan(self) -> ScanResult:
@@ -57,26 +62,35 @@ class ContentFolder:
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
         found, problems = self._walk()
-        changed = 0
+        changed, unsettled = 0, False
         for source in self._entries.keys() - found.keys():
             del self._entries[source]
             changed += 1
+        settle = self.settings.settle if self._scanned else 0.0
+        settled_before = (self.wall_clock() - settle) * 1e9
+        self._scanned = True
         for source, (path, signature) in found.items():
             entry = self._entries.get(source)
-            if entry is None or entry.signature != signature:
-                changed += 1
-                if (fresh := self._read(source, path, signature, entry)) is not None:
-                    self._entries[source] = fresh
-                else:
-                    self._entries.pop(source, None)
-        return self._result(problems, changed=changed)
+            if entry is not None and entry.signature == signature:
+                continue
+            if signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
+                unsettled = True
+                continue
+            changed += 1
+            if (fresh := self._read(source, path, signature, entry)) is not None:
+                self._entries[source] = fresh
+            else:
+                self._entries.pop(source, None)
+        return self._result(problems, changed=changed, unsettled=unsettled)
 
-    def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True) -> ScanResult:
+    def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
+                unsettled: bool = False) -> ScanResult:
         posts, clashes = make_unique((e.post for e in self._entries.values() if e.post is not None), self.settings)
         problems += clashes
         problems += [e.problem for e in self._entries.values() if e.problem is not None]
         problems.sort(key=lambda p: (p.path, p.line or 0))
-        return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok)
+        return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok,
+                          unsettled=unsettled)
 
     def _walk(self) -> tuple[dict[str, tuple[Path, Signature]], list[Problem]]:
         found: dict[str, tuple[Path, Signature]] = {}
