@@ -61,7 +61,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _build(settings: Settings, args: argparse.Namespace) -> int:
     publisher = Publisher(settings)
     snapshot = publisher.rebuild()
-    written = export_feeds(publisher, args.out)
+    try:
+        written = export_feeds(publisher, args.out)
+    except OSError as exc:  # every file is either the old or the new one (export.write_atomically)
+        print(f"feedsvc: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     for problem in snapshot.problems:
         print(f"warning: {problem}", file=sys.stderr)
     print(f"wrote {len(written) - 1} feeds and an OPML list for {snapshot.post_count} posts to {args.out}")
