@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import front_matter_post, parse, rebuild
 from flask import Flask
 
-from conftest import front_matter_post, parse, rebuild
 from feedsvc.app import create_app, start_background
 from feedsvc.cli import main
 from feedsvc.config import Settings
