@@ -24,7 +24,8 @@ from feedsvc.model import Author, Post, Problem, Term
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 # The static-site form of the seed post: `date: 2020-09-06-22-23-29`.
 _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
-_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~\u00a0-\U0010ffff]+")  # no spaces or controls
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _HANDLER = YAMLHandler()
 MAX_TERMS = 100  # categories or tags per post; each makes feeds, so a runaway list is a mistake
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
@@ -167,7 +168,7 @@ def _text(meta: Mapping[str, Any], key: str, *, required: bool = False) -> str:
         raise _field(key, f"YAML read it as {str(value).lower()}; put the text in quotes")
     if not isinstance(value, str | int | float):
         raise _field(key, f"must be text, not {type(value).__name__}")
-    text = str(value).strip()
+    text = clean_text(str(value)).strip()  # YAML escapes like "\e" become control characters only now
     if required and not text:
         raise _field(key, "is empty")
     return text
@@ -198,7 +199,7 @@ def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
     for item in items:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise _field(key, f"each entry must be a name, not {type(item).__name__}")
-        name = " ".join(str(item).split())
+        name = " ".join(clean_text(str(item)).split())
         if (slug := slugify(name)) and slug not in terms:
             terms[slug] = Term(slug=slug, name=name)
     return tuple(terms.values())
@@ -210,13 +211,13 @@ def _authors(value: object) -> tuple[Author, ...]:
     items = value if isinstance(value, list) else [value]
     authors = []
     for item in items:
-        if isinstance(item, str) and item.strip():
-            authors.append(Author(name=item.strip()))
-        elif isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"].strip():
+        if isinstance(item, str) and clean_text(item).strip():
+            authors.append(Author(name=clean_text(item).strip()))
+        elif isinstance(item, dict) and isinstance(item.get("name"), str) and clean_text(item["name"]).strip():
             email, uri = item.get("email"), item.get("uri") or item.get("url")
             authors.append(Author(
-                name=item["name"].strip(),
-                email=email.strip() if isinstance(email, str) and "@" in email else None,
+                name=clean_text(item["name"]).strip(),
+                email=email.strip() if isinstance(email, str) and _EMAIL.fullmatch(email.strip()) else None,
                 uri=uri.strip() if isinstance(uri, str) and _is_web_url(uri.strip()) else None,
             ))
         else:
@@ -237,7 +238,7 @@ def _image(meta: Mapping[str, Any], settings: Settings) -> str | None:
 
 def _is_web_url(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() or c < "!" for c in url)
 
 
 def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
