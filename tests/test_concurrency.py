@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from conftest import front_matter_post
 from lxml import etree
 
-from conftest import front_matter_post
 from feedsvc.app import create_app, start_background
 from feedsvc.config import Settings
 
