@@ -27,3 +27,13 @@ def test_freshness_benchmark_quick_mode() -> None:
     assert result.returncode == 0, result.stderr
     assert re.search(r"cold build, 1000 posts -> \d+ feeds: median [\d.]+s", result.stdout), result.stdout
     assert re.search(r"new post -> served feed: median [\d.]+s", result.stdout), result.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it: apt-get install wrk)")
+def test_load_benchmark_quick_mode_has_no_errors() -> None:
+    result = subprocess.run([sys.executable, "bench/load.py", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"requests/s (\d+) .* requests (\d+)\s+errors (\d+)", result.stdout)
+    assert match, result.stdout
+    assert int(match[2]) > 0 and int(match[3]) == 0, result.stdout
