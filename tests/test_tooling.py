@@ -29,7 +29,7 @@ def test_freshness_benchmark_quick_mode() -> None:
     assert re.search(r"new post -> served feed: median [\d.]+s", result.stdout), result.stdout
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it: apt-get install wrk)")
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
 def test_load_benchmark_quick_mode_has_no_errors() -> None:
     result = subprocess.run([sys.executable, "bench/load.py", "--quick"], cwd=ROOT,
                             capture_output=True, text=True, timeout=240)
