@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import Request, Response
+from werkzeug.datastructures import Headers
 
 from feedsvc.model import RenderedFeed
+
+
+class _NotModified(Response):
+    """A 304 that keeps Last-Modified: werkzeug drops it as an entity header; RFC 9110 section 15.4.5 allows it."""
+
+    def get_wsgi_headers(self, environ: Any) -> Headers:
+        headers = super().get_wsgi_headers(environ)
+        if modified := self.headers.get("Last-Modified"):
+            headers["Last-Modified"] = modified
+        return headers
 
 
 def accepts_gzip(request: Request) -> bool:
@@ -36,7 +48,7 @@ def feed_response(request: Request, feed: RenderedFeed, *, max_age: int, links: 
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     if is_not_modified(request, etag, feed.last_modified):
-        response = Response(status=304, headers=headers)
+        response = _NotModified(status=304, headers=headers)
     else:
         response = Response(body, headers=headers, content_type=f"{feed.format.media_type}; charset=utf-8")
     response.last_modified = feed.last_modified

@@ -16,6 +16,7 @@ import nh3
 from cmarkgfm.cmark import Options
 
 _OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_SMART
+_EXTENSIONS = ["table", "autolink", "strikethrough", "tasklist"]
 _TAGS = nh3.ALLOWED_TAGS | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {
     **nh3.ALLOWED_ATTRIBUTES,
@@ -33,7 +34,8 @@ _SCHEMES = {"http", "https", "mailto"}
 @functools.lru_cache(maxsize=4096)
 def render_markdown(text: str, base_url: str) -> str:
     """Sanitised HTML for a post body at `base_url`; cached, as the same bodies render on every rebuild."""
-    html = cmarkgfm.github_flavored_markdown_to_html(text, options=_OPTIONS)
+    # GitHub's tagfilter would show <script> as visible text; nh3 removes it (and its content) instead.
+    html = cmarkgfm.markdown_to_html_with_extensions(text, options=_OPTIONS, extensions=_EXTENSIONS)
     return sanitize(html, base_url)
 
 

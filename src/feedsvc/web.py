@@ -53,7 +53,7 @@ def _limit() -> int | None:
     text = request.args.get("limit")
     if text is None:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         abort(400, description="limit must be a whole number of entries, at least 1")
     return min(int(text), _publisher().settings.max_limit)
 
