@@ -137,7 +137,8 @@ class Publisher:
 
     def _changed_feeds(self, old: Snapshot, new: Snapshot) -> list[str]:
         """Self URLs of every feed whose subscription document differs (same page, same bytes)."""
-        changed = []
+        changed = [feed_url(self.settings, old.listings[path].channel, fmt)  # gone: subscribers learn of the 404
+                   for path in old.listings.keys() - new.listings.keys() for fmt in FeedFormat]
         for path, listing in new.listings.items():
             before = old.listings.get(path)
             if before is None or self._paginate(before, FeedFormat.ATOM) != self._paginate(listing, FeedFormat.ATOM):

@@ -114,7 +114,7 @@ def healthz() -> tuple[Response, int]:
     }
     if (notifier := current_app.extensions.get("feedsvc.websub")) is not None:
         outcomes = notifier.outcomes
-        body["websub"] = {"hubs": outcomes.by_hub or dict.fromkeys(notifier.hubs, "idle"),
+        body["websub"] = {"hubs": {**dict.fromkeys(notifier.hubs, "idle"), **outcomes.by_hub},
                           "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
                           "pending": notifier.pending, "last_error": outcomes.last_error}
     return jsonify(body), 503 if snapshot.status == "starting" else 200

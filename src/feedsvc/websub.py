@@ -7,6 +7,7 @@ PubSubHubbub form used here: POST hub.mode=publish&hub.url=<feed self URL>.
 from __future__ import annotations
 
 import heapq
+import http.client
 import itertools
 import logging
 import threading
@@ -69,6 +70,7 @@ class WebSubNotifier:
 
     def notify(self, urls: Iterable[str]) -> None:
         """Queue one publish per hub and feed; a feed already waiting for a hub is not queued twice."""
+        urls = list(urls)
         with self._wake:
             for hub in self.hubs:
                 for url in urls:
@@ -97,7 +99,7 @@ class WebSubNotifier:
         try:
             status = self._post(hub, urlencode({"hub.mode": "publish", "hub.url": url}).encode(), self._timeout)
             error = None if 200 <= status < 300 else f"HTTP {status}"
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # HTTPException: not an HTTP answer
             error = str(getattr(exc, "reason", exc))
         if error is None:
             self.outcomes.sent += 1
