@@ -8,21 +8,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import struct
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
 from conftest import front_matter_post
+from serving import http_get, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -40,37 +36,6 @@ POSTS = {  # file -> (title, date, categories)
     "regatta.md": ("Regatta weekend", "2025-01-09T10:00:00Z", "[Sport]"),
 }
 CHANNELS = ("all", "category/local-news", "category/sport")
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll `predicate` every 50 ms until it is truthy; return the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed >= timeout:
-            pytest.fail(f"timed out after {elapsed:.2f}s (deadline {timeout}s) waiting for: {what}")
-        time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
-    """(status, headers, body); status 0 while nothing listens yet."""
-    request = urllib.request.Request(url, headers=dict(headers or {}))
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, {}, b""
 
 
 class Anchors(HTMLParser):
@@ -111,35 +76,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     content.mkdir()
     for name, (title, date, categories) in POSTS.items():
         (content / name).write_text(front_matter_post(title=title, date=date, categories=categories), "utf-8")
-    runtime_dir = root / "run"  # gunicorn >= 25.1 puts a control socket here
-    runtime_dir.mkdir(mode=0o700)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(FEEDSVC_REBUILD_INTERVAL="3600", FEEDSVC_THREADS="4", FEEDSVC_SITE_TITLE=SITE_TITLE,
-               XDG_RUNTIME_DIR=str(runtime_dir))
-    log_path = root / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--content", str(content), "--port", str(port),
-             "--base-url", url],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-        )
-    try:
-        def healthy() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"feedsvc serve exited with {process.returncode}:\n{log_path.read_text()}")
-            return _get(f"{url}/healthz")[0] == 200
-
-        wait_until(healthy, 20.0, f"{url}/healthz to answer 200")
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with serve(content, root, FEEDSVC_SITE_TITLE=SITE_TITLE) as served:
+        yield served.url
 
 
 def run_chromium(tmp_path: Path, *args: str) -> bytes:
@@ -162,7 +100,7 @@ def run_chromium(tmp_path: Path, *args: str) -> bytes:
 
 @pytest.mark.parametrize(("name", "path"), [("index", "/"), ("category", "/feeds/category/local-news")])
 def test_pages_render_on_a_phone_screen(site: str, tmp_path: Path, name: str, path: str) -> None:
-    assert _get(site + path)[0] == 200, path
+    assert http_get(site + path)[0] == 200, path
     shot = tmp_path / f"{name}.png"
     run_chromium(tmp_path, f"--screenshot={shot}", site + path)
     assert shot.is_file(), f"chromium wrote no screenshot of {path}"
@@ -190,7 +128,7 @@ def test_every_link_on_the_rendered_index_answers(site: str, tmp_path: Path) -> 
     expected = {f"{site}/feeds.opml"}
     expected |= {f"{site}/feeds/{channel}{suffix}" for channel in CHANNELS for suffix in ("", ".atom", ".rss", ".json")}
     assert urls == expected
-    broken = {url: status for url in sorted(urls) if (status := _get(url)[0]) != 200}
+    broken = {url: status for url in sorted(urls) if (status := http_get(url)[0]) != 200}
     assert broken == {}
 
 
@@ -204,5 +142,5 @@ def test_every_link_on_the_rendered_preview_answers(site: str, tmp_path: Path) -
     urls = same_origin(site, page_url, page.links)
     assert urls == {f"{site}/", f"{site}/posts/match", f"{site}/posts/regatta",
                     *(f"{site}/feeds/category/sport.{fmt}" for fmt in ("atom", "rss", "json"))}
-    broken = {url: status for url in sorted(urls) if (status := _get(url)[0]) != 200}
+    broken = {url: status for url in sorted(urls) if (status := http_get(url)[0]) != 200}
     assert broken == {}

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import BASE_URL, WritePost, parse
+from serving import http_get, serve, wait_until
 
 from feedsvc.app import create_app
 from feedsvc.cli import main
@@ -22,18 +18,6 @@ from feedsvc.config import Settings
 
 FEEDS = {f"{path}.{fmt}" for path in ("all", "category/latest", "category/news", "category/sport")
          for fmt in ("atom", "rss", "json")}
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll `predicate` every 50 ms until it is truthy; return the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed >= timeout:
-            pytest.fail(f"timed out after {elapsed:.2f}s (deadline {timeout}s) waiting for: {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
@@ -145,7 +129,8 @@ def test_missing_content_folder_exits_2_naming_the_setting(
 def test_missing_content_folder_from_the_shell(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "feedsvc", "check", "--content", str(tmp_path / "no-such-folder")],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=_environment(),
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")},
     )
     assert result.returncode == 2
     assert result.stdout == ""
@@ -170,91 +155,33 @@ def test_bad_base_url_exits_2_naming_the_variable(
 
 # --- serve -----------------------------------------------------------------------------------
 
-def _environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
-    env.update(extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
-    """(status, headers, body); status 0 while nothing listens yet."""
-    request = urllib.request.Request(url, headers=dict(headers or {}))
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:  # 304 and errors land here
-        return exc.code, exc.headers, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, {}, b""
-
-
 def test_serve_answers_over_http_and_follows_the_folder(
         newsroom: None, write_post: WritePost, content_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    runtime_dir = tmp_path / "run"  # gunicorn >= 25.1 puts a control socket here, not in ~/.gunicorn
-    runtime_dir.mkdir(mode=0o700)
-    env = _environment(FEEDSVC_REBUILD_INTERVAL="3600", FEEDSVC_DEBOUNCE="0.1", FEEDSVC_THREADS="2",
-                       XDG_RUNTIME_DIR=str(runtime_dir))
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve", "--content", str(content_dir),
-             "--port", str(port), "--base-url", BASE_URL],
-            stdout=stdout, stderr=stderr, env=env, cwd=tmp_path,
-        )
+    with serve(content_dir, tmp_path, base_url=BASE_URL, FEEDSVC_DEBOUNCE="0.1", FEEDSVC_THREADS="2") as served:
+        first_line = served.stdout.read_text().splitlines()[0]
+        assert f"{served.url}/" in first_line, served.logs()
 
-    def logs() -> str:
-        return f"\n--- stdout ---\n{stdout_path.read_text()}\n--- stderr ---\n{stderr_path.read_text()}"
-
-    try:
-        def healthy() -> bool:
-            if process.poll() is not None:
-                pytest.fail(f"feedsvc serve exited with {process.returncode}{logs()}")
-            return _get(f"{url}/healthz")[0] == 200
-
-        wait_until(healthy, 20.0, f"{url}/healthz to answer 200")
-        first_line = stdout_path.read_text().splitlines()[0]
-        assert f"{url}/" in first_line, logs()
-
-        status, headers, body = _get(f"{url}/feeds/all.atom")
+        status, headers, body = http_get(f"{served.url}/feeds/all.atom")
         assert status == 200
         assert headers["Content-Type"].startswith("application/atom+xml")
         assert [e.title for e in parse(body).entries] == ["Cup final", "Ferry returns"]
         etag = headers["ETag"]
         assert etag
-        status, _, body = _get(f"{url}/feeds/all.atom", {"If-None-Match": etag})
+        status, _, body = http_get(f"{served.url}/feeds/all.atom", {"If-None-Match": etag})
         assert status == 304 and body == b""
 
         write_post("2025/tram.md", title="Tram line opens", date="2025-01-12T07:00:00Z", categories="[news]")
 
         def published() -> bool:
-            status, _, body = _get(f"{url}/feeds/category/news.rss")
+            status, _, body = http_get(f"{served.url}/feeds/category/news.rss")
             return status == 200 and "Tram line opens" in [e.title for e in parse(body).entries]
 
         wait_until(published, 10.0, "the new post in the served news feed (watcher in the worker)")
-        status, headers, _ = _get(f"{url}/feeds/all.atom", {"If-None-Match": etag})
+        status, headers, _ = http_get(f"{served.url}/feeds/all.atom", {"If-None-Match": etag})
         assert status == 200 and headers["ETag"] != etag
 
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"feedsvc serve did not exit within 15 s of SIGTERM{logs()}")
-        assert code == 0, logs()
-        assert "Traceback" not in stderr_path.read_text(), logs()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
+        assert served.terminate() == 0, served.logs()
+        assert "Traceback" not in served.stderr.read_text(), served.logs()
 
 def test_build_removes_feeds_the_content_no_longer_has(write_post: WritePost, content_dir: Path,
                                                        tmp_path: Path) -> None:

@@ -1,0 +1,98 @@
+"""Helpers for tests that talk to a real `feedsvc serve` process over 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll `predicate` every 20 ms until it is truthy; return the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        elapsed = time.monotonic() - started
+        if elapsed >= timeout:
+            pytest.fail(f"timed out after {elapsed:.2f}s (deadline {timeout}s) waiting for: {what}")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, Mapping[str, str], bytes]:
+    """(status, headers, body); status 0 while nothing listens yet."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:  # 304 and errors land here
+        return exc.code, exc.headers, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, {}, b""
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+    def logs(self) -> str:
+        return f"\n--- stdout ---\n{self.stdout.read_text()}\n--- stderr ---\n{self.stderr.read_text()}"
+
+    def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM, as an orchestrator sends it; the exit code, or a failure if it hangs."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"feedsvc serve did not exit within {timeout} s of SIGTERM{self.logs()}")
+
+
+@contextmanager
+def serve(content: Path, workdir: Path, *, base_url: str | None = None, **env: str) -> Iterator[Served]:
+    """`feedsvc serve` on a free port; FEEDSVC_* variables from `env` only. Killed on exit if still running."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    runtime_dir = workdir / "run"  # gunicorn >= 25.1 may put a control socket here
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FEEDSVC_")}
+    environment.update({"FEEDSVC_REBUILD_INTERVAL": "3600", "FEEDSVC_THREADS": "4",
+                        "XDG_RUNTIME_DIR": str(runtime_dir), **env})
+    served = Served(url, None, workdir / "stdout.txt", workdir / "stderr.txt")  # type: ignore[arg-type]
+    with served.stdout.open("wb") as stdout, served.stderr.open("wb") as stderr:
+        served.process = subprocess.Popen(
+            [sys.executable, "-m", "feedsvc", "serve", "--content", str(content), "--port", str(port),
+             "--base-url", base_url or url],
+            stdout=stdout, stderr=stderr, env=environment, cwd=workdir,
+        )
+    try:
+        def healthy() -> bool:
+            if served.process.poll() is not None:
+                pytest.fail(f"feedsvc serve exited with {served.process.returncode}{served.logs()}")
+            return http_get(f"{url}/healthz")[0] == 200
+
+        wait_until(healthy, 30.0, f"{url}/healthz to answer 200")
+        yield served
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait(timeout=10)
