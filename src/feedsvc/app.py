@@ -10,6 +10,7 @@ from flask import Flask
 
 from feedsvc import web
 from feedsvc.config import Settings, load_settings
+from feedsvc.fastpath import FastFeeds
 from feedsvc.publisher import Clock, Publisher, utc_now
 from feedsvc.schedule import RebuildSchedule
 from feedsvc.watch import FolderWatch
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["feedsvc"] = publisher
     app.register_blueprint(web.blueprint)
+    app.wsgi_app = FastFeeds(app.wsgi_app, publisher)  # type: ignore[method-assign]
     return app
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
 from feedsvc.markup import render_markdown
-from feedsvc.model import ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
+from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
 from feedsvc.render import render_feed
@@ -108,6 +108,14 @@ class Publisher:
             while len(self._pages) > _PAGE_CACHE_SIZE:
                 self._pages.popitem(last=False)
         return feed
+
+    def link_header(self, channel: Channel, fmt: FeedFormat) -> str | None:
+        """The `Link:` header of a feed: its WebSub hubs and itself, when hubs are configured."""
+        hubs = self.settings.websub_hubs
+        if not hubs:
+            return None
+        self_url = feed_url(self.settings, channel, fmt)
+        return ", ".join([f'<{hub}>; rel="hub"' for hub in hubs] + [f'<{self_url}>; rel="self"'])
 
     def _paginate(self, listing: Listing, fmt: FeedFormat, *, before: str | None = None,
                   limit: int | None = None) -> Page | None:

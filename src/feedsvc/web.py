@@ -6,8 +6,10 @@ Reads the publisher's snapshot once per request and never rebuilds anything itse
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.httpcache import feed_response, is_not_modified
@@ -22,6 +24,16 @@ blueprint = Blueprint("feeds", __name__)
 _CSP = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 _FORMATS = {fmt.value: fmt for fmt in FeedFormat}
+
+
+class _NotModified(Response):
+    """A 304 that keeps Last-Modified: werkzeug drops it as an entity header; RFC 9110 section 15.4.5 allows it."""
+
+    def get_wsgi_headers(self, environ: Any) -> Headers:
+        headers = super().get_wsgi_headers(environ)
+        if modified := self.headers.get("Last-Modified"):
+            headers["Last-Modified"] = modified
+        return headers
 
 
 def _publisher() -> Publisher:
@@ -41,12 +53,15 @@ def feed(name: str) -> Response | str:
     found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
     if found is None:
         abort(404)
-    settings = publisher.settings
-    links = None
-    if settings.websub_hubs:
-        self_url = feed_url(settings, found.channel, fmt)
-        links = ", ".join([f'<{hub}>; rel="hub"' for hub in settings.websub_hubs] + [f'<{self_url}>; rel="self"'])
-    return feed_response(request, found, max_age=settings.cache_max_age, links=links)
+    status, headers, body = feed_response(
+        found,
+        accept_encoding=request.headers.get("Accept-Encoding"),
+        if_none_match=request.headers.get("If-None-Match"),
+        if_modified_since=request.headers.get("If-Modified-Since"),
+        max_age=publisher.settings.cache_max_age,
+        links=publisher.link_header(found.channel, fmt),
+    )
+    return _NotModified(status=304, headers=headers) if status == 304 else Response(body, status, headers)
 
 
 def _limit() -> int | None:
@@ -75,7 +90,9 @@ def _preview(path: str) -> str:
 def opml() -> Response:
     snapshot = _publisher().snapshot
     headers = {"ETag": snapshot.opml_etag, "Cache-Control": f"public, max-age={_publisher().settings.cache_max_age}"}
-    if is_not_modified(request, snapshot.opml_etag, snapshot.built_at or EPOCH):
+    if is_not_modified(snapshot.opml_etag, snapshot.built_at or EPOCH,
+                       if_none_match=request.headers.get("If-None-Match"),
+                       if_modified_since=request.headers.get("If-Modified-Since")):
         return Response(status=304, headers=headers)
     return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers=headers)
 

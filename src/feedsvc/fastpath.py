@@ -1,0 +1,45 @@
+"""The hot path: prebuilt feed documents served straight from the snapshot, before Flask sees the request.
+
+Aggregators poll the same few URLs all day; handing them prepared bytes without routing,
+request objects or middleware is what lets one process answer thousands of polls a second.
+Anything else (pages, queries, other methods, HTML) goes on to the Flask app unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from feedsvc.httpcache import feed_response
+from feedsvc.publisher import Publisher
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+_REASONS = {200: "200 OK", 304: "304 Not Modified"}
+
+
+class FastFeeds:
+    def __init__(self, app: WSGIApp, publisher: Publisher) -> None:
+        self.app = app
+        self.publisher = publisher
+        self.settings = publisher.settings
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
+        if not path.startswith("/feeds/") or environ.get("QUERY_STRING") or method not in ("GET", "HEAD"):
+            return self.app(environ, start_response)
+        feed = self.publisher.snapshot.feeds.get(path[7:])
+        if feed is None:
+            return self.app(environ, start_response)
+        status, headers, body = feed_response(
+            feed,
+            accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+            max_age=self.settings.cache_max_age,
+            links=self.publisher.link_header(feed.channel, feed.format),
+            head=method == "HEAD",
+        )
+        start_response(_REASONS[status], headers)
+        return [body]
