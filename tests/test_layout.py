@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "feedsvc"
 OWNER = {"feedgen": "render", "frontmatter": "content", "yaml": "content", "apscheduler": "schedule",
-         "watchdog": "watch", "cmarkgfm": "markup", "nh3": "markup", "gunicorn": "server"}
+         "watchdog": "watch", "cmarkgfm": "markup", "nh3": "markup", "granian": "server"}
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -27,11 +27,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def raw(server: Served, request: bytes) -> tuple[int, bytes]:
     """Send bytes as they are (no client tidies them up); return the status and the whole response."""
     parts = urlsplit(server.url)
+    chunks = []
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(request)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:  # a server may hang up on a request it will not read
+            pass
     response = b"".join(chunks)
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
     return status, response
@@ -54,11 +57,13 @@ def test_traversal_and_odd_paths(server: Served, path: str) -> None:
     assert SECRET.encode() not in response and b"root:" not in response and b"Traceback" not in response
 
 
-def test_very_long_url_and_headers(server: Served) -> None:
-    status, response = raw(server, get("/feeds/all.atom?x=" + "a" * 20000))
-    assert status in (400, 414) and b"Traceback" not in response
-    status, response = raw(server, get("/feeds/all.atom", "X-Big: " + "b" * 20000))
-    assert status in (400, 431) and b"Traceback" not in response
+@pytest.mark.parametrize("size", [20_000, 2_000_000])
+def test_very_long_url_and_headers(server: Served, size: int) -> None:
+    """Answered, refused (4xx) or the connection closed (status 0): never a 5xx or a traceback."""
+    status, response = raw(server, get("/feeds/all.atom?x=" + "a" * size))
+    assert status < 500 and b"Traceback" not in response
+    status, response = raw(server, get("/feeds/all.atom", "X-Big: " + "b" * size))
+    assert status < 500 and b"Traceback" not in response
     many = [f"X-H{i}: v" for i in range(300)]
     status, response = raw(server, get("/feeds/all.atom", *many))
     assert 0 < status < 500 and b"Traceback" not in response

@@ -48,13 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from feedsvc.app import create_app
     from feedsvc.server import serve
 
-    app = create_app(settings)
-    url = f"http://{settings.host}:{settings.port}/"
-    print(f"feedsvc {__version__} serving {settings.content_dir} on {url}", flush=True)
-    serve(app, host=settings.host, port=settings.port, threads=settings.threads)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(f"feedsvc {__version__} serving {settings.content_dir} on http://{host}:{settings.port}/", flush=True)
+    try:
+        serve(settings)
+    except ConfigError as exc:
+        print(f"feedsvc: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

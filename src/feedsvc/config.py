@@ -172,6 +172,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     return Settings(**values)
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """FEEDSVC_* variables that load_settings() reads back as `settings` (for a worker process)."""
+    env = {}
+    for name in FIELDS:
+        value = getattr(settings, name)
+        env[ENV_PREFIX + name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return env
+
+
 def setting_docs() -> list[tuple[str, str, str]]:
     """(variable, default, help) rows, for the README table and `feedsvc config`."""
     rows = []

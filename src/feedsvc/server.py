@@ -1,53 +1,56 @@
-"""Runs the app under gunicorn: one worker process of threads, which hosts the one rebuilder.
+"""Runs the service under granian: one worker process, which hosts the one rebuilder.
 
-A single worker keeps exactly one scheduler and watcher per service; its threads serve
-prepared bytes, so they are cheap.
+granian parses HTTP and moves bytes on Rust threads, so one Python process (one rebuilder,
+one snapshot in memory) keeps both cores busy; the Python side of a feed poll is the
+fast path's dictionary lookup. More worker processes would each need their own rebuilder.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 from typing import Any
 
-from flask import Flask
-from gunicorn.app.base import BaseApplication
+from granian import Granian
+from granian.constants import Interfaces
 
-from feedsvc.app import Background, start_background
-
-
-class FeedServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: Flask, *, host: str, port: int, threads: int) -> None:
-        self.application = app
-        self.options = {
-            "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-            "workers": 1,
-            "worker_class": "gthread",
-            "threads": threads,
-            "graceful_timeout": 10,
-            "accesslog": None,
-            "post_worker_init": self._start,
-            "worker_exit": self._stop,
-        }
-        self._background: Background | None = None
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-        if "control_socket_disable" in self.cfg.settings:
-            # gunicorn >= 25.1 opens a control socket at one shared per-user path: two services
-            # would fight over it, and it could add workers (and with them a second rebuilder).
-            self.cfg.set("control_socket_disable", True)
-
-    def load(self) -> Flask:
-        return self.application
-
-    def _start(self, worker: Any) -> None:
-        self._background = start_background(self.application)
-
-    def _stop(self, server: Any, worker: Any) -> None:
-        if self._background is not None:
-            self._background.stop()
+from feedsvc.config import ConfigError, Settings, load_settings, to_env
 
 
-def serve(app: Flask, *, host: str, port: int, threads: int) -> None:
-    FeedServer(app, host=host, port=port, threads=threads).run()
+def worker_app() -> Any:
+    """The factory granian calls inside its worker: build once, start the rebuilder, serve."""
+    from feedsvc.app import create_app, start_background
+
+    app = create_app(load_settings())
+    start_background(app)
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with the setting's name before granian starts, rather than with its traceback after."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            raise ConfigError(f"FEEDSVC_PORT: {host}:{port} {reason}") from None
+
+
+def serve(settings: Settings) -> None:
+    check_port(settings.host, settings.port)
+    os.environ.update(to_env(settings))  # the worker reads the same settings, flags included
+    Granian(
+        "feedsvc.server:worker_app",
+        factory=True,
+        interface=Interfaces.WSGI,
+        address=settings.host,
+        port=settings.port,
+        workers=1,
+        runtime_threads=2,
+        blocking_threads=settings.threads,
+        log_access=False,
+        workers_kill_timeout=10,
+    ).serve()
