@@ -13,6 +13,7 @@ import pytest
 from conftest import front_matter_post, parse, rebuild
 from flask import Flask
 
+from feedsvc import scan
 from feedsvc.app import create_app, start_background
 from feedsvc.cli import main
 from feedsvc.config import Settings
@@ -38,16 +39,15 @@ def steady(content_dir: Path) -> Path:
 def test_file_that_vanishes_between_listing_and_reading(steady: Path, content_dir: Path,
                                                        make_app: Callable[..., Flask],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    (content_dir / "ghost.md").write_text(front_matter_post(title="Ghost"), "utf-8")
-    real_open = Path.open
+    ghost = content_dir / "ghost.md"
+    ghost.write_text(front_matter_post(title="Ghost"), "utf-8")
 
-    def vanishing_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if self.name == "ghost.md":
-            self.unlink()
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(self))
-        return real_open(self, *args, **kwargs)
+    def vanishing_open(path: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if path.endswith("ghost.md"):
+            ghost.unlink()  # gone after the listing, before the read
+        return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", vanishing_open)
+    monkeypatch.setattr(scan, "open", vanishing_open, raising=False)  # the scanner's open(), nobody else's
     app = make_app()
     assert titles(app) == ["Steady post"]
     assert problems(app) == {}
@@ -57,14 +57,13 @@ def test_unreadable_file_is_reported(steady: Path, content_dir: Path, make_app: 
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     locked = content_dir / "locked.md"
     locked.write_text(front_matter_post(title="Locked"), "utf-8")
-    real_open = Path.open
 
-    def denying_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if self.name == "locked.md":  # chmod 000 does not stop root, so deny like the kernel would
-            raise PermissionError(errno.EACCES, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def denying_open(path: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if path.endswith("locked.md"):  # chmod 000 does not stop root, so deny like the kernel would
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", denying_open)
+    monkeypatch.setattr(scan, "open", denying_open, raising=False)
     app = make_app()
     assert titles(app) == ["Steady post"]
     assert problems(app) == {"locked.md": "Permission denied"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import datetime
 
 from slugify import slugify
 
-from feedsvc.model import Channel, Listing, Post, Term
+from feedsvc.model import Channel, Listing, Post
 
 ALL = Channel(kind="all", slug="all", name="All posts")
 
@@ -55,11 +56,17 @@ _KIND_ORDER = {"all": 0, "category": 1, "tag": 2, "author": 3}
 
 def _channels_of(post: Post) -> list[Channel]:
     channels = [ALL]
-    channels += [_term_channel("category", t) for t in post.categories]
-    channels += [_term_channel("tag", t) for t in post.tags]
-    channels += [_term_channel("author", Term(slug=s, name=a.name)) for a in post.authors if (s := slugify(a.name))]
-    return channels
+    channels += [_term_channel("category", t.slug, t.name) for t in post.categories]
+    channels += [_term_channel("tag", t.slug, t.name) for t in post.tags]
+    channels += [_term_channel("author", _author_slug(a.name), a.name) for a in post.authors]
+    return [c for c in channels if c.slug]
 
 
-def _term_channel(kind: str, term: Term) -> Channel:
-    return Channel(kind=kind, slug=term.slug, name=term.name)
+@functools.lru_cache(maxsize=65536)  # the same few hundred terms recur across 100,000 posts
+def _term_channel(kind: str, slug: str, name: str) -> Channel:
+    return Channel(kind=kind, slug=slug, name=name)
+
+
+@functools.lru_cache(maxsize=65536)
+def _author_slug(name: str) -> str:
+    return str(slugify(name))

@@ -12,7 +12,6 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from feedsvc.config import Settings
 from feedsvc.content import load_post
@@ -92,32 +91,43 @@ class ContentFolder:
         return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok,
                           unsettled=unsettled)
 
-    def _walk(self) -> tuple[dict[str, tuple[Path, Signature]], list[Problem]]:
-        found: dict[str, tuple[Path, Signature]] = {}
+    def _walk(self) -> tuple[dict[str, tuple[str, Signature]], list[Problem]]:
+        """Every post file below the root, by its relative path: (absolute path, stat signature)."""
+        found: dict[str, tuple[str, Signature]] = {}
         problems: list[Problem] = []
-        root = self.root.resolve()
-        self._prefix = str(root) + os.sep
-
-        def unreadable(error: OSError) -> None:
-            path = self._relative(Path(error.filename or root))
-            problems.append(Problem(path=path, line=None, message=error.strerror or str(error)))
-
-        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in filenames:
-                if is_post_file(name, self.settings.extensions):
-                    self._stat(Path(dirpath, name), root, found, problems)
+        root = str(self.root.resolve())
+        self._prefix = root + os.sep
+        self._walk_into(root, found, problems)
         return found, problems
 
-    def _stat(self, path: Path, root: Path, found: dict[str, tuple[Path, Signature]],
-              problems: list[Problem]) -> None:
+    def _walk_into(self, folder: str, found: dict[str, tuple[str, Signature]], problems: list[Problem]) -> None:
+        # os.scandir, not pathlib: its entries carry the file type, which halves the syscalls at 100,000 files
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(path=self._relative(folder), line=None, message=exc.strerror or str(exc)))
+            return
+        extensions = self.settings.extensions
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    self._walk_into(entry.path, found, problems)
+                elif is_post_file(entry.name, extensions):
+                    self._stat(entry.path, found, problems, symlink=entry.is_symlink())
+            except OSError as exc:
+                problems.append(Problem(path=self._relative(entry.path), line=None, message=exc.strerror or str(exc)))
+
+    def _stat(self, path: str, found: dict[str, tuple[str, Signature]], problems: list[Problem], *,
+              symlink: bool) -> None:
         source = self._relative(path)
         try:
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
+            if symlink and not os.path.realpath(path, strict=True).startswith(self._prefix):
                 message = "symlink points outside the content folder; not followed"
                 problems.append(Problem(path=source, line=None, message=message))
                 return
-            st = path.stat()
+            st = os.stat(path)
         except FileNotFoundError:  # deleted since the listing (or a dangling symlink): not a post now
             return
         except (OSError, RuntimeError) as exc:  # a symlink loop, no permission
@@ -126,7 +136,7 @@ class ContentFolder:
         if stat.S_ISREG(st.st_mode):
             found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino))
 
-    def _read(self, source: str, path: Path, signature: Signature, old: _Entry | None) -> _Entry | None:
+    def _read(self, source: str, path: str, signature: Signature, old: _Entry | None) -> _Entry | None:
         result = self._load(source, path, signature[1])
         if result is None:
             return None
@@ -134,12 +144,12 @@ class ContentFolder:
             return _Entry(signature, result, None)
         return _Entry(signature, old.post if old else None, result)
 
-    def _load(self, source: str, path: Path, size: int) -> Post | Problem | None:
+    def _load(self, source: str, path: str, size: int) -> Post | Problem | None:
         limit = self.settings.max_post_bytes
         if size > limit:
             return _too_large(source, limit)
         try:
-            with path.open("rb") as f:
+            with open(path, "rb") as f:
                 data = f.read(limit + 1)
         except FileNotFoundError:  # deleted between stat and read
             return None
@@ -149,9 +159,9 @@ class ContentFolder:
             return _too_large(source, limit)
         return load_post(source, data, self.settings)
 
-    def _relative(self, path: Path) -> str:
-        text = str(path)
-        return Path(text.removeprefix(self._prefix)).as_posix()
+    def _relative(self, path: str) -> str:
+        relative = path.removeprefix(self._prefix)
+        return relative if os.sep == "/" else relative.replace(os.sep, "/")
 
 
 def _too_large(source: str, limit: int) -> Problem:
