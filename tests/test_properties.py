@@ -15,10 +15,10 @@ from lxml import etree
 
 from feedsvc.catalog import build_catalog
 from feedsvc.config import load_settings
-from feedsvc.content import load_post
+from feedsvc.content import load_post, read_body
+from feedsvc.markup import render_markdown
 from feedsvc.model import FeedFormat, Post, Problem
 from feedsvc.paging import paginate
-from feedsvc.publisher import post_html
 from feedsvc.render import render_feed
 
 SETTINGS = load_settings(env={}, base_url="https://feeds.example.org")
@@ -58,19 +58,21 @@ def test_any_front_matter_gives_a_post_or_a_problem(meta: dict[str, Any], body: 
 @given(posts=st.lists(st.tuples(st.text(min_size=1, max_size=60), bodies, st.lists(st.text(max_size=20), max_size=3),
                                 st.text(max_size=80), authors), min_size=1, max_size=4))
 def test_feeds_from_any_text_are_well_formed(posts: list[tuple[str, str, list[str], str, dict[str, str]]]) -> None:
-    loaded = []
+    loaded, bodies = [], {}
     for index, (title, body, categories, summary, author) in enumerate(posts):
         meta = {"title": title, "date": f"2024-01-{index + 1:02d}", "categories": categories, "description": summary,
                 "author": author}
-        result = load_post(f"p{index}.md", as_file(meta, body), SETTINGS)
+        data = as_file(meta, body)
+        result = load_post(f"p{index}.md", data, SETTINGS)
         if isinstance(result, Post):
             loaded.append(result)
+            bodies[result.source] = read_body(data)
     catalog = build_catalog(loaded, now=datetime(2030, 1, 1, tzinfo=UTC))
     for listing in catalog.listings:
         for fmt in FeedFormat:
             page = paginate(listing.channel, listing.posts, before=None, limit=50, url=lambda c: "https://f.example/x")
             assert page is not None
-            body = render_feed(SETTINGS, page, fmt, html=post_html).body
+            body = render_feed(SETTINGS, page, fmt, html=lambda p: render_markdown(bodies[p.source], p.url)).body
             if fmt is FeedFormat.JSON:
                 assert len(json.loads(body)["items"]) == len(listing.posts)
                 continue

@@ -6,6 +6,7 @@ python-frontmatter and PyYAML.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, tzinfo
@@ -84,11 +85,11 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise PostError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
-    return clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """The YAML mapping and the body; a post without one is an error, not an empty dict."""
+    """The YAML mapping and the raw body; a post without one is an error, not an empty dict."""
     if not _HANDLER.detect(text):
         raise PostError("no front matter: a post starts with a line of three dashes (---)", 1)
     try:
@@ -96,7 +97,7 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     except ValueError:
         raise PostError("front matter is never closed: add a line of three dashes (---)", 1) from None
     try:
-        meta = _HANDLER.load(front, Loader=_Loader)
+        meta = _HANDLER.load(clean_text(front), Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise PostError(f"invalid YAML: {exc.problem or exc.context}", line) from None
@@ -107,14 +108,26 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return meta, body
 
 
-def load_post(source: str, data: bytes, settings: Settings) -> Post | Problem:
-    """Parse one file's bytes; `source` is its path relative to the content folder."""
-    meta: Mapping[str, Any] = {}
+def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "") -> Post | Problem:
+    """Parse one file's bytes; `source` is its path relative to the content folder.
+
+    The body is checked (it must decode) but not kept: only posts that reach a feed need it,
+    and at 100,000 posts the bodies would be most of the memory (see `read_body`).
+    """
     try:
-        meta, body = split_front_matter(decode(data))
-        return _build_post(source, meta, body, settings)
+        meta, _ = split_front_matter(decode(data))
+        return _build_post(source, meta, settings, revision)
     except PostError as exc:
         return Problem(path=source, line=exc.line or _line_of(data, exc), message=str(exc))
+
+
+def read_body(data: bytes) -> str:
+    """The Markdown body of a post file's bytes, safe for XML; empty if the file no longer parses."""
+    try:
+        _, body = split_front_matter(decode(data))
+    except PostError:
+        return ""
+    return clean_text(body).strip("\n")
 
 
 def _line_of(data: bytes, exc: PostError) -> int | None:
@@ -132,11 +145,11 @@ def _field(key: str, message: str) -> PostError:
     return exc
 
 
-def _build_post(source: str, meta: Mapping[str, Any], body: str, settings: Settings) -> Post:
+def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revision: str) -> Post:
     title = _text(meta, "title", required=True)
     published = _date(meta, "date", settings, required=True)
     updated = _date(meta, "updated", settings) or published
-    slug = slugify(_text(meta, "slug") or PurePosixPath(source).stem)
+    slug = _slug(_text(meta, "slug") or PurePosixPath(source).stem)
     if not slug:
         raise _field("slug", "cannot make a URL slug from it; set `slug:` to letters or digits")
     return Post(
@@ -148,7 +161,7 @@ def _build_post(source: str, meta: Mapping[str, Any], body: str, settings: Setti
         date=published,
         updated=max(updated, published),
         summary=_text(meta, "description") or _text(meta, "summary"),
-        body=body.strip("\n"),
+        revision=revision,
         categories=_terms(meta, "categories") or _terms(meta, "category"),
         tags=_terms(meta, "tags"),
         authors=_authors(meta.get("author", meta.get("authors"))),
@@ -156,6 +169,16 @@ def _build_post(source: str, meta: Mapping[str, Any], body: str, settings: Setti
         draft=_flag(meta, "draft", default=False),
         in_feeds=_flag(meta, "feed", default=True),
     )
+
+
+@functools.lru_cache(maxsize=65536)  # category and tag names recur across thousands of posts
+def _slug(text: str) -> str:
+    return str(slugify(text))
+
+
+@functools.lru_cache(maxsize=65536)  # one shared Term per name, not one per post
+def _term(slug: str, name: str) -> Term:
+    return Term(slug=slug, name=name)
 
 
 def _text(meta: Mapping[str, Any], key: str, *, required: bool = False) -> str:
@@ -200,8 +223,8 @@ def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise _field(key, f"each entry must be a name, not {type(item).__name__}")
         name = " ".join(clean_text(str(item)).split())
-        if (slug := slugify(name)) and slug not in terms:
-            terms[slug] = Term(slug=slug, name=name)
+        if (slug := _slug(name)) and slug not in terms:
+            terms[slug] = _term(slug, name)
     return tuple(terms.values())
 
 

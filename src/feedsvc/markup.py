@@ -8,7 +8,6 @@ readers and feed-to-email services ignore xml:base.
 
 from __future__ import annotations
 
-import functools
 from urllib.parse import urljoin
 
 import cmarkgfm
@@ -31,9 +30,8 @@ _ATTRIBUTES = {
 _SCHEMES = {"http", "https", "mailto"}
 
 
-@functools.lru_cache(maxsize=4096)
 def render_markdown(text: str, base_url: str) -> str:
-    """Sanitised HTML for a post body at `base_url`; cached, as the same bodies render on every rebuild."""
+    """Sanitised HTML for a post body at `base_url`."""
     # GitHub's tagfilter would show <script> as visible text; nh3 removes it (and its content) instead.
     html = cmarkgfm.markdown_to_html_with_extensions(text, options=_OPTIONS, extensions=_EXTENSIONS)
     return sanitize(html, base_url)

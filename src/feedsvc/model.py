@@ -37,7 +37,7 @@ class Post:
     date: datetime
     updated: datetime
     summary: str = ""
-    body: str = ""  # Markdown source; rendered only for posts that reach a feed
+    revision: str = ""  # the file version it was read from; the body is read again from there when needed
     categories: tuple[Term, ...] = ()
     tags: tuple[Term, ...] = ()
     authors: tuple[Author, ...] = ()

@@ -15,10 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from feedsvc.bodies import Bodies
 from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
-from feedsvc.markup import render_markdown
-from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
+from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
 from feedsvc.render import render_feed
@@ -37,10 +37,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def post_html(post: Post) -> str:
-    return render_markdown(post.body, post.url)
-
-
 class Publisher:
     """Owns the current Snapshot; readers take `publisher.snapshot`, rebuilds replace it whole."""
 
@@ -49,6 +45,7 @@ class Publisher:
         self.clock = clock
         self.on_change = on_change
         self.folder = ContentFolder(settings)
+        self.bodies = Bodies(settings)
         self.snapshot = Snapshot()
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self._lock = threading.Lock()  # one rebuild at a time
@@ -102,7 +99,7 @@ class Publisher:
             if (feed := self._pages.get(key)) is not None:
                 self._pages.move_to_end(key)
                 return feed
-        feed = render_feed(self.settings, page, fmt, html=post_html)
+        feed = render_feed(self.settings, page, fmt, html=self.bodies.html)
         with self._pages_lock:
             self._pages[key] = feed
             while len(self._pages) > _PAGE_CACHE_SIZE:
@@ -138,7 +135,7 @@ class Publisher:
                 page = self._paginate(listing, fmt)
                 assert page is not None  # the first page always exists
                 key = (page, fmt)
-                feed = self._prebuilt.get(key) or render_feed(self.settings, page, fmt, html=post_html)
+                feed = self._prebuilt.get(key) or render_feed(self.settings, page, fmt, html=self.bodies.html)
                 kept[key] = feeds[f"{listing.channel.path}.{fmt.value}"] = feed
         self._prebuilt = kept
         return feeds

@@ -7,10 +7,13 @@ make the post vanish from feeds).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from feedsvc.config import Settings
@@ -19,6 +22,7 @@ from feedsvc.model import Post, Problem
 from feedsvc.unique import make_unique
 
 Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +69,7 @@ class ContentFolder:
         for source in self._entries.keys() - found.keys():
             del self._entries[source]
             changed += 1
+        stale: list[tuple[str, str, Signature]] = []
         settle = self.settings.settle if self._scanned else 0.0
         settled_before = (self.wall_clock() - settle) * 1e9
         self._scanned = True
@@ -75,12 +80,19 @@ class ContentFolder:
             if signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
                 unsettled = True
                 continue
-            changed += 1
-            if (fresh := self._read(source, path, signature, entry)) is not None:
-                self._entries[source] = fresh
-            else:
-                self._entries.pop(source, None)
-        return self._result(problems, changed=changed, unsettled=unsettled)
+            stale.append((source, path, signature))
+        for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
+            self._store(source, signature, result)
+        return self._result(problems, changed=changed + len(stale), unsettled=unsettled)
+
+    def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
+        if result is None:  # deleted between the listing and the read
+            self._entries.pop(source, None)
+        elif isinstance(result, Post):
+            self._entries[source] = _Entry(signature, result, None)
+        else:  # keep serving the last good version while the file is broken
+            old = self._entries.get(source)
+            self._entries[source] = _Entry(signature, old.post if old else None, result)
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
@@ -136,32 +148,43 @@ class ContentFolder:
         if stat.S_ISREG(st.st_mode):
             found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino))
 
-    def _read(self, source: str, path: str, signature: Signature, old: _Entry | None) -> _Entry | None:
-        result = self._load(source, path, signature[1])
-        if result is None:
-            return None
-        if isinstance(result, Post):
-            return _Entry(signature, result, None)
-        return _Entry(signature, old.post if old else None, result)
-
-    def _load(self, source: str, path: str, size: int) -> Post | Problem | None:
-        limit = self.settings.max_post_bytes
-        if size > limit:
-            return _too_large(source, limit)
-        try:
-            with open(path, "rb") as f:
-                data = f.read(limit + 1)
-        except FileNotFoundError:  # deleted between stat and read
-            return None
-        except OSError as exc:
-            return Problem(path=source, line=None, message=exc.strerror or str(exc))
-        if len(data) > limit:
-            return _too_large(source, limit)
-        return load_post(source, data, self.settings)
-
     def _relative(self, path: str) -> str:
         relative = path.removeprefix(self._prefix)
         return relative if os.sep == "/" else relative.replace(os.sep, "/")
+
+
+def load_file(source: str, path: str, signature: Signature, settings: Settings) -> Post | Problem | None:
+    """One post file -> Post or Problem; None if it was deleted before it could be read."""
+    limit = settings.max_post_bytes
+    if signature[1] > limit:
+        return _too_large(source, limit)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return Problem(path=source, line=None, message=exc.strerror or str(exc))
+    if len(data) > limit:
+        return _too_large(source, limit)
+    return load_post(source, data, settings, revision=f"{signature[0]:x}-{signature[1]:x}")
+
+
+def _load_chunk(chunk: list[tuple[str, str, Signature]], settings: Settings) -> list[Post | Problem | None]:
+    return [load_file(source, path, signature, settings) for source, path, signature in chunk]
+
+
+def load_files(files: list[tuple[str, str, Signature]], settings: Settings) -> list[Post | Problem | None]:
+    """Parse many files; a cold start of thousands uses every core (YAML parsing is CPU-bound)."""
+    cores = os.cpu_count() or 1
+    if len(files) < PARALLEL_FROM or cores < 2:
+        return _load_chunk(files, settings)
+    # fork is cheap and safe while this is the only thread; otherwise start clean interpreters
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    size = max(500, len(files) // (cores * 4))
+    chunks = [files[i:i + size] for i in range(0, len(files), size)]
+    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context(method)) as pool:
+        return [result for part in pool.map(_load_chunk, chunks, [settings] * len(chunks)) for result in part]
 
 
 def _too_large(source: str, limit: int) -> Problem:

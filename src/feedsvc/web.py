@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from feedsvc.httpcache import feed_response, is_not_modified
 from feedsvc.model import FeedFormat, Snapshot
-from feedsvc.publisher import Publisher, post_html
+from feedsvc.publisher import Publisher
 from feedsvc.render import EPOCH
 from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
 
@@ -112,10 +112,11 @@ def index() -> str:
 
 @blueprint.get("/posts/<slug>")
 def post(slug: str) -> str:
-    found = _publisher().snapshot.posts.get(slug)
+    publisher = _publisher()
+    found = publisher.snapshot.posts.get(slug)
     if found is None:
         abort(404)
-    return render_template("post.html", post=found, content=post_html(found), settings=_publisher().settings)
+    return render_template("post.html", post=found, content=publisher.bodies.html(found), settings=publisher.settings)
 
 
 @blueprint.get("/healthz")
