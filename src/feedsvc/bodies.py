@@ -6,6 +6,7 @@ only the few hundred in feeds are ever shown. Each is rendered once per file ver
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 
@@ -40,6 +41,6 @@ class Bodies:
     def _read(self, source: str) -> bytes:
         try:
             with open(self.root / source, "rb") as f:
-                return f.read(self.max_bytes)
+                return f.read(min(self.max_bytes, os.fstat(f.fileno()).st_size + 1))
         except OSError:  # gone since the scan: the next rebuild drops the post
             return b""

@@ -26,6 +26,7 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\ud
 # The static-site form of the seed post: `date: 2020-09-06-22-23-29`.
 _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~\u00a0-\U0010ffff]+")  # no spaces or controls
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _HANDLER = YAMLHandler()
 MAX_TERMS = 100  # categories or tags per post; each makes feeds, so a runaway list is a mistake
@@ -122,10 +123,10 @@ def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "
 
 
 def read_body(data: bytes) -> str:
-    """The Markdown body of a post file's bytes, safe for XML; empty if the file no longer parses."""
+    """The Markdown body of a post file's bytes, safe for XML (its front matter was checked when it was read)."""
     try:
-        _, body = split_front_matter(decode(data))
-    except PostError:
+        _, body = _HANDLER.split(decode(data))
+    except (PostError, ValueError):  # no longer a post: the next rebuild reports it
         return ""
     return clean_text(body).strip("\n")
 
@@ -261,7 +262,7 @@ def _image(meta: Mapping[str, Any], settings: Settings) -> str | None:
 
 def _is_web_url(url: str) -> bool:
     parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() or c < "!" for c in url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not _SPACE_OR_CONTROL.search(url)
 
 
 def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:

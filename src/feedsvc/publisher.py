@@ -21,7 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
-from feedsvc.render import render_feed
+from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder
 from feedsvc.urls import feed_url
 
@@ -127,18 +127,17 @@ class Publisher:
 
     def _prebuild(self, catalog: Catalog) -> dict[str, RenderedFeed]:
         """The subscription documents of all posts and each category, re-rendering only changed ones."""
-        feeds, kept = {}, {}
+        pages = {}
         for listing in catalog.listings:
-            if listing.channel.kind not in PREBUILT_KINDS:
-                continue
-            for fmt in FeedFormat:
-                page = self._paginate(listing, fmt)
-                assert page is not None  # the first page always exists
-                key = (page, fmt)
-                feed = self._prebuilt.get(key) or render_feed(self.settings, page, fmt, html=self.bodies.html)
-                kept[key] = feeds[f"{listing.channel.path}.{fmt.value}"] = feed
-        self._prebuilt = kept
-        return feeds
+            if listing.channel.kind in PREBUILT_KINDS:
+                for fmt in FeedFormat:
+                    page = self._paginate(listing, fmt)
+                    assert page is not None  # the first page always exists
+                    pages[f"{listing.channel.path}.{fmt.value}"] = (page, fmt)
+        missing = [job for job in pages.values() if job not in self._prebuilt]
+        fresh = dict(zip(missing, render_feeds(self.settings, missing, html=self.bodies.html), strict=True))
+        self._prebuilt = {job: self._prebuilt.get(job) or fresh[job] for job in pages.values()}
+        return {name: self._prebuilt[job] for name, job in pages.items()}
 
     def _changed_feeds(self, old: Snapshot, new: Snapshot) -> list[str]:
         """Self URLs of every feed whose subscription document differs (same page, same bytes)."""

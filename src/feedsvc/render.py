@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,21 +34,43 @@ Html = Callable[[Post], str]
 
 def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html) -> RenderedFeed:
     """Serialise one feed page; `html` turns a post into sanitised HTML with absolute URLs."""
-    updated = max((p.updated for p in page.posts), default=EPOCH)
+    body = _serialise(settings, page, fmt, html)
+    return _finish(page, fmt, body, _gzip(body))
+
+
+def render_feeds(settings: Settings, jobs: Sequence[tuple[Page, FeedFormat]], *, html: Html) -> list[RenderedFeed]:
+    """Many feeds: serialised in turn, then compressed on every core (zlib lets go of the GIL)."""
+    bodies = [_serialise(settings, page, fmt, html) for page, fmt in jobs]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        zipped = list(pool.map(_gzip, bodies))
+    return [_finish(page, fmt, body, gz) for (page, fmt), body, gz in zip(jobs, bodies, zipped, strict=True)]
+
+
+def _serialise(settings: Settings, page: Page, fmt: FeedFormat, html: Html) -> bytes:
     if fmt is FeedFormat.JSON:
-        body = render_json_feed(settings, page, html=html)
-    else:
-        with _FEEDGEN:
-            body = _render_xml(settings, page, fmt, updated, html)
+        return render_json_feed(settings, page, html=html)
+    with _FEEDGEN:
+        return _render_xml(settings, page, fmt, _updated(page), html)
+
+
+def _gzip(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: the same bytes every time
+
+
+def _updated(page: Page) -> datetime:
+    return max((p.updated for p in page.posts), default=EPOCH)
+
+
+def _finish(page: Page, fmt: FeedFormat, body: bytes, gzip_body: bytes) -> RenderedFeed:
     digest = hashlib.sha256(body).hexdigest()[:32]
     return RenderedFeed(
         channel=page.channel,
         format=fmt,
         body=body,
         etag=f'"{digest}"',
-        gzip_body=gzip.compress(body, compresslevel=6, mtime=0),  # mtime=0: same bytes every time
+        gzip_body=gzip_body,
         gzip_etag=f'"{digest}-gzip"',
-        last_modified=updated,
+        last_modified=_updated(page),
         entry_count=len(page.posts),
     )
 

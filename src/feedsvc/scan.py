@@ -160,7 +160,10 @@ def load_file(source: str, path: str, signature: Signature, settings: Settings) 
         return _too_large(source, limit)
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            # read(limit) would allocate `limit` bytes for every file; the stat says how much there is
+            data = f.read(signature[1] + 1)
+            if len(data) > signature[1]:  # grew since the stat
+                data += f.read(limit + 1 - len(data))
     except FileNotFoundError:
         return None
     except OSError as exc:
