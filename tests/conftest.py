@@ -21,6 +21,12 @@ NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 WritePost = Callable[..., Path]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every server it starts) gets its own parse cache, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
 @pytest.fixture
 def content_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "content"

@@ -202,7 +202,7 @@ def test_a_nudge_during_a_rebuild_is_not_lost(how: str, monkeypatch: pytest.Monk
     release = threading.Event()
     calls: list[float] = []
 
-    def rebuild() -> None:
+    def rebuild(paths: set[str] | None) -> None:
         calls.append(time.monotonic())
         if len(calls) == 1:
             release.wait(timeout=30)
@@ -258,7 +258,7 @@ def test_watch_ignores_files_that_are_not_posts(content_dir: Path, name: str, nu
 
     (content_dir / "notes").mkdir()
     nudges = threading.Event()
-    watch = FolderWatch(content_dir, nudges.set, extensions=(".md", ".txt"))
+    watch = FolderWatch(content_dir, lambda paths: nudges.set(), extensions=(".md", ".txt"))
     watch.start()
     try:
         (content_dir / name).write_text("x", "utf-8")

@@ -54,8 +54,8 @@ def start_background(app: Flask) -> Background:
     publisher: Publisher = app.extensions["feedsvc"]
     settings = publisher.settings
 
-    def rebuild() -> datetime | None:
-        publisher.rebuild()
+    def rebuild(paths: set[str] | None) -> datetime | None:
+        publisher.rebuild(paths)
         return publisher.next_due
 
     websub = None
@@ -67,7 +67,7 @@ def start_background(app: Flask) -> Background:
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()
     watch.start()
-    schedule.nudge()  # picks up edits made between create_app() and now, and any future post
+    schedule.nudge(None)  # a full rescan: edits made since create_app(), and when future posts are due
     app.extensions["feedsvc.background"] = background = Background(schedule, watch, websub)
     logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)
     return background

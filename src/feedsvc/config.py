@@ -67,6 +67,10 @@ class Settings:
         4 * 1024 * 1024, "Larger post files are reported and skipped.", int,
     )
     threads: int = _setting(8, "Threads of the HTTP server.", int)
+    cache_dir: str = _setting(
+        "", "Folder for the parse cache that makes restarts fast; `off` disables it. "
+        "Default: $XDG_CACHE_HOME/feedsvc or ~/.cache/feedsvc.",
+    )
     cache_max_age: int = _setting(300, "Cache-Control max-age of feeds, in seconds.", int)
     max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts.", int)
     websub_hubs: tuple[str, ...] = _setting(
@@ -83,6 +87,10 @@ class Settings:
     @property
     def site_url(self) -> str:
         return self.base_url + "/"
+
+    @property
+    def cache_folder(self) -> Path | None:
+        return None if self.cache_dir in ("", "off") else Path(self.cache_dir)
 
     @property
     def id_authority(self) -> str:
@@ -166,6 +174,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if config_path := env.get(ENV_PREFIX + "CONFIG"):
         values.update(_from_toml(Path(config_path)))
     values.update(_from_env(env))
+    if "cache_dir" not in values and (home := env.get("XDG_CACHE_HOME") or env.get("HOME")):
+        values["cache_dir"] = str(Path(home, "" if "XDG_CACHE_HOME" in env else ".cache", "feedsvc"))
     for name, value in overrides.items():
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}") if isinstance(value, str) else value

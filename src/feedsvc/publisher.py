@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from feedsvc.bodies import Bodies
@@ -53,11 +53,12 @@ class Publisher:
         self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
         self._pages_lock = threading.Lock()
 
-    def rebuild(self) -> Snapshot:
+    def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
+        """Scan (everything, or just `paths` from file events), publish, swap; then update the parse cache."""
         with self._lock:
             started = time.perf_counter()
             now = self.clock()
-            scan = self.folder.scan()
+            scan = self.folder.scan(paths)
             catalog = build_catalog(scan.posts, now=now)
             listings = {listing.channel.path: listing for listing in catalog.listings}
             opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
@@ -80,6 +81,7 @@ class Publisher:
             self._log(old, snapshot, changed=scan.changed)
             if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
                 self.on_change(urls)
+            self.folder.persist()
             return snapshot
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,

@@ -12,13 +12,14 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import Post, Problem
+from feedsvc.parsecache import ParseCache
 from feedsvc.unique import make_unique
 
 Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
@@ -57,42 +58,87 @@ class ContentFolder:
         self.root = settings.content_dir
         self._entries: dict[str, _Entry] = {}
         self._scanned = False  # the first scan reads everything: there is no last version to keep
+        self._walk_problems: dict[str, Problem] = {}  # symlinks out, unreadable folders: by path
+        self._unsettled: set[str] = set()  # files too fresh to read at the last scan
+        self.cache = ParseCache(settings)
+        self._changed: list[tuple[str, Signature, Post | Problem]] = []  # for the parse cache
+        self._removed: list[str] = []
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
 
-    def scan(self) -> ScanResult:
+    def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
+        """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
         if not self.root.is_dir():
             # Keep serving the last good posts: a missing folder is often an unmounted volume.
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
-        found, problems = self._walk()
-        changed, unsettled = 0, False
-        for source in self._entries.keys() - found.keys():
-            del self._entries[source]
-            changed += 1
-        stale: list[tuple[str, str, Signature]] = []
+        if paths is None or not self._scanned:
+            found, self._walk_problems = self._walk()
+            gone = self._entries.keys() - found.keys()
+        else:
+            found, gone = self._look_at({*paths, *self._unsettled})
+        cached = self.cache.load() if not self._scanned else {}
         settle = self.settings.settle if self._scanned else 0.0
         settled_before = (self.wall_clock() - settle) * 1e9
         self._scanned = True
+        self._unsettled = set()
+        for source in gone:
+            self._entries.pop(source, None)
+            self._removed.append(source)
+        stale: list[tuple[str, str, Signature]] = []
         for source, (path, signature) in found.items():
             entry = self._entries.get(source)
             if entry is not None and entry.signature == signature:
                 continue
-            if signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
-                unsettled = True
-                continue
-            stale.append((source, path, signature))
+            if source in cached and cached[source][0] == signature:
+                self._store(source, signature, cached[source][1], persist=False)
+            elif signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
+                self._unsettled.add(path)
+            else:
+                stale.append((source, path, signature))
         for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
             self._store(source, signature, result)
-        return self._result(problems, changed=changed + len(stale), unsettled=unsettled)
+        return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
+                            unsettled=bool(self._unsettled))
 
-    def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
+    def persist(self) -> None:
+        """Write what changed since the last call to the parse cache (after the new feeds are served)."""
+        changed, self._changed = self._changed, []
+        removed, self._removed = self._removed, []
+        self.cache.save(changed, removed)
+
+    def _store(self, source: str, signature: Signature, result: Post | Problem | None, *,
+               persist: bool = True) -> None:
         if result is None:  # deleted between the listing and the read
             self._entries.pop(source, None)
-        elif isinstance(result, Post):
+            self._removed.append(source)
+            return
+        if persist:
+            self._changed.append((source, signature, result))
+        if isinstance(result, Post):
             self._entries[source] = _Entry(signature, result, None)
         else:  # keep serving the last good version while the file is broken
             old = self._entries.get(source)
             self._entries[source] = _Entry(signature, old.post if old else None, result)
+
+    def _look_at(self, paths: set[str]) -> tuple[dict[str, tuple[str, Signature]], set[str]]:
+        """Stat just these paths: a file, a folder that appeared (walked), or something now gone."""
+        found: dict[str, tuple[str, Signature]] = {}
+        gone: set[str] = set()
+        for path in paths:
+            if not path.startswith(self._prefix):
+                continue
+            source = self._relative(path)
+            below = source + "/"
+            self._walk_problems = {k: v for k, v in self._walk_problems.items()
+                                   if k != source and not k.startswith(below)}
+            problems: list[Problem] = []
+            if os.path.isdir(path) and not os.path.islink(path):
+                self._walk_into(path, found, problems)
+            elif os.path.lexists(path) and is_post_file(os.path.basename(path), self.settings.extensions):
+                self._stat(path, found, problems, symlink=os.path.islink(path))
+            gone |= {s for s in self._entries if (s == source or s.startswith(below)) and s not in found}
+            self._walk_problems.update((p.path, p) for p in problems)
+        return found, gone
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
@@ -103,14 +149,14 @@ class ContentFolder:
         return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok,
                           unsettled=unsettled)
 
-    def _walk(self) -> tuple[dict[str, tuple[str, Signature]], list[Problem]]:
+    def _walk(self) -> tuple[dict[str, tuple[str, Signature]], dict[str, Problem]]:
         """Every post file below the root, by its relative path: (absolute path, stat signature)."""
         found: dict[str, tuple[str, Signature]] = {}
         problems: list[Problem] = []
         root = str(self.root.resolve())
         self._prefix = root + os.sep
         self._walk_into(root, found, problems)
-        return found, problems
+        return found, {p.path: p for p in problems}
 
     def _walk_into(self, folder: str, found: dict[str, tuple[str, Signature]], problems: list[Problem]) -> None:
         # os.scandir, not pathlib: its entries carry the file type, which halves the syscalls at 100,000 files

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -16,32 +16,49 @@ from apscheduler.schedulers.background import BackgroundScheduler
 logger = logging.getLogger(__name__)
 
 
-class RebuildSchedule:
-    """Runs `rebuild` on a background thread; `rebuild` returns when the next one is due, if ever."""
+Rebuild = Callable[[set[str] | None], datetime | None]  # (changed paths, or None for all) -> next due
 
-    def __init__(self, rebuild: Callable[[], datetime | None], *, interval: float, debounce: float) -> None:
+
+class RebuildSchedule:
+    """Runs `rebuild` on a background thread; `rebuild` returns when the next one is due, if ever.
+
+    The interval job asks for a full rescan (None); nudges name the paths that changed, so a
+    rebuild after one edit looks at one file, not 100,000.
+    """
+
+    def __init__(self, rebuild: Rebuild, *, interval: float, debounce: float) -> None:
         self._rebuild = rebuild
         self._interval = interval
         self._debounce = debounce
         self._pending = threading.Event()
         self._running = threading.Lock()
+        self._asked = threading.Lock()  # guards the two fields below
+        self._full = False
+        self._paths: set[str] = set()
         self._scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
             "coalesce": True, "max_instances": 3, "misfire_grace_time": None,
         })
 
     def start(self) -> None:
-        self._scheduler.add_job(self.run, "interval", seconds=self._interval, id="rebuild")
+        self._scheduler.add_job(self.run, "interval", seconds=self._interval, id="rebuild", kwargs={"full": True})
         self._scheduler.start()
 
     def shutdown(self) -> None:
         self._scheduler.shutdown(wait=True)
 
-    def nudge(self) -> None:
-        """Rebuild `debounce` seconds from now; nudges in between fold into that one run."""
+    def nudge(self, paths: Iterable[str] | None = ()) -> None:
+        """Rebuild `debounce` seconds from now (looking at `paths`, or at everything if None)."""
+        with self._asked:
+            if paths is None:
+                self._full = True
+            else:
+                self._paths.update(paths)
         self._at(datetime.now().astimezone() + timedelta(seconds=self._debounce), job_id="nudge")
 
-    def run(self) -> None:
+    def run(self, *, full: bool = False) -> None:
         """Rebuild until nothing is pending; a concurrent caller leaves its work to the runner."""
+        with self._asked:
+            self._full |= full
         self._pending.set()
         while self._pending.is_set():
             if not self._running.acquire(blocking=False):
@@ -54,8 +71,11 @@ class RebuildSchedule:
                 self._running.release()
 
     def _run_once(self) -> None:
+        with self._asked:
+            paths = None if self._full else self._paths
+            self._full, self._paths = False, set()
         try:
-            due = self._rebuild()
+            due = self._rebuild(paths)
         except Exception:  # APScheduler would swallow it; say it once with the traceback
             logger.exception("rebuild failed; serving the previous feeds")
             return

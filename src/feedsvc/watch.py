@@ -19,8 +19,11 @@ from feedsvc.scan import is_post_file
 logger = logging.getLogger(__name__)
 
 
+Nudge = Callable[[list[str]], None]  # the absolute paths an event names
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, nudge: Callable[[], None], extensions: tuple[str, ...]) -> None:
+    def __init__(self, nudge: Nudge, extensions: tuple[str, ...]) -> None:
         self._nudge = nudge
         self._extensions = extensions
 
@@ -28,23 +31,24 @@ class _Handler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):
             return
         # Editors save by writing a temp file and renaming it: the post is the move's destination.
-        paths = [event.src_path, getattr(event, "dest_path", "")]
+        paths = [os.fsdecode(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
         # A folder's own "modified" comes with every change inside it; created, moved or deleted
         # folders can hold posts.
-        if (event.is_directory and event.event_type != "modified") or any(self._is_post(p) for p in paths if p):
-            self._nudge()
+        if (event.is_directory and event.event_type != "modified") or any(map(self._is_post, paths)):
+            self._nudge(paths)
 
-    def _is_post(self, path: bytes | str) -> bool:
-        return is_post_file(os.path.basename(os.fsdecode(path)), self._extensions)
+    def _is_post(self, path: str) -> bool:
+        return is_post_file(os.path.basename(path), self._extensions)
 
 
 class FolderWatch:
     """Watches `root` recursively and calls `nudge` on any change to a post file."""
 
-    def __init__(self, root: Path, nudge: Callable[[], None], *, extensions: tuple[str, ...]) -> None:
+    def __init__(self, root: Path, nudge: Nudge, *, extensions: tuple[str, ...]) -> None:
         self._observer = Observer()
         self._observer.daemon = True
-        self._observer.schedule(_Handler(nudge, extensions), str(root), recursive=True)
+        # The resolved root: event paths must match the scanner's, which resolves symlinks.
+        self._observer.schedule(_Handler(nudge, extensions), str(root.resolve()), recursive=True)
 
     def start(self) -> None:
         self._observer.start()

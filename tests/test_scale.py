@@ -1,0 +1,125 @@
+"""What makes 100,000 posts cheap: the parse cache, targeted rescans, parsing on every core."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import front_matter_post
+
+from feedsvc import scan
+from feedsvc.config import Settings
+from feedsvc.publisher import Publisher
+
+
+@pytest.fixture
+def posts(content_dir: Path) -> list[Path]:
+    paths = []
+    for i in range(12):
+        path = content_dir / f"y{i % 3}" / f"post-{i:02d}.md"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(front_matter_post(title=f"Post {i}", date=f"2025-01-{i + 1:02d}"), "utf-8")
+        paths.append(path)
+    (content_dir / "broken.md").write_text("---\ntitle: [\n---\n", "utf-8")
+    return paths
+
+
+@pytest.fixture
+def cached_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    return make_settings(cache_dir=str(tmp_path / "cache"))
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reads: list[str] = []
+    real = scan.load_file
+
+    def counting(source: str, *args: object) -> object:
+        reads.append(source)
+        return real(source, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan, "load_file", counting)
+    return reads
+
+
+def titles(publisher: Publisher) -> list[str]:
+    return [p.title for p in publisher.snapshot.listings["all"].posts]
+
+
+def test_restart_reads_only_what_changed(posts: list[Path], cached_settings: Settings, content_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Publisher(cached_settings)
+    first.rebuild()
+    assert len(titles(first)) == 12
+    assert cached_settings.cache_folder is not None and not cached_settings.cache_folder.is_relative_to(content_dir)
+    posts[0].write_text(front_matter_post(title="Edited while stopped", date="2025-01-01"), "utf-8")
+    posts[1].unlink()
+    reads = count_reads(monkeypatch)
+    second = Publisher(cached_settings)
+    second.rebuild()
+    assert reads == ["y0/post-00.md"]
+    assert "Edited while stopped" in titles(second) and "Post 1" not in titles(second)
+    assert [p.path for p in second.snapshot.problems] == ["broken.md"]  # problems come back from the cache too
+    assert second.snapshot.feeds["all.atom"].body != first.snapshot.feeds["all.atom"].body
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncate", "delete"])
+def test_a_damaged_cache_costs_one_full_parse(posts: list[Path], cached_settings: Settings, damage: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Publisher(cached_settings)
+    reference = first.rebuild().feeds["all.atom"].body
+    first.folder.cache.close()  # damage comes while no feedsvc has the file open
+    folder = cached_settings.cache_folder
+    assert folder is not None
+    for file in folder.iterdir():
+        if damage == "garbage":
+            file.write_bytes(b"not a database" * 100)
+        elif damage == "truncate":
+            file.write_bytes(file.read_bytes()[:100])
+        else:
+            file.unlink()
+    reads = count_reads(monkeypatch)
+    assert Publisher(cached_settings).rebuild().feeds["all.atom"].body == reference
+    assert len(reads) == 13
+
+
+def test_cache_off_and_deleted(posts: list[Path], make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    off = Publisher(make_settings(cache_dir="off")).rebuild()
+    folder = tmp_path / "gone-cache"
+    on = Publisher(make_settings(cache_dir=str(folder))).rebuild()
+    shutil.rmtree(folder)
+    again = Publisher(make_settings(cache_dir=str(folder))).rebuild()
+    assert off.feeds["all.atom"].body == on.feeds["all.atom"].body == again.feeds["all.atom"].body
+
+
+def test_file_events_rescan_only_the_named_paths(posts: list[Path], make_settings: Callable[..., Settings],
+                                                 content_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    publisher = Publisher(make_settings())
+    publisher.rebuild()
+    reads = count_reads(monkeypatch)
+    unseen = content_dir / "unannounced.md"
+    unseen.write_text(front_matter_post(title="Unannounced"), "utf-8")
+    posts[2].write_text(front_matter_post(title="Announced edit", date="2025-01-03"), "utf-8")
+    publisher.rebuild([str(posts[2])])
+    assert reads == ["y2/post-02.md"]
+    assert "Announced edit" in titles(publisher) and "Unannounced" not in titles(publisher)
+    new_folder = content_dir / "new-section"
+    new_folder.mkdir()
+    (new_folder / "inside.md").write_text(front_matter_post(title="Inside a new folder"), "utf-8")
+    shutil.rmtree(content_dir / "y1")
+    publisher.rebuild([str(new_folder), str(content_dir / "y1")])
+    assert "Inside a new folder" in titles(publisher)
+    assert not any(t in titles(publisher) for t in ("Post 1", "Post 4", "Post 7", "Post 10"))
+    publisher.rebuild()  # the periodic full rescan finds what no event announced
+    assert "Unannounced" in titles(publisher)
+
+
+def test_parsing_on_every_core_gives_the_same_posts(posts: list[Path], make_settings: Callable[..., Settings],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    serial = Publisher(make_settings()).rebuild()
+    monkeypatch.setattr(scan, "PARALLEL_FROM", 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    parallel = Publisher(make_settings()).rebuild()
+    assert parallel.feeds["all.atom"].body == serial.feeds["all.atom"].body
+    assert parallel.problems == serial.problems
