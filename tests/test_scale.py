@@ -51,6 +51,7 @@ def test_restart_reads_only_what_changed(posts: list[Path], cached_settings: Set
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     first = Publisher(cached_settings)
     first.rebuild()
+    first.persist()
     assert len(titles(first)) == 12
     assert cached_settings.cache_folder is not None and not cached_settings.cache_folder.is_relative_to(content_dir)
     posts[0].write_text(front_matter_post(title="Edited while stopped", date="2025-01-01"), "utf-8")
@@ -60,6 +61,7 @@ def test_restart_reads_only_what_changed(posts: list[Path], cached_settings: Set
     second.rebuild()
     assert reads == ["y0/post-00.md"]
     assert "Edited while stopped" in titles(second) and "Post 1" not in titles(second)
+    assert second.snapshot.feeds["category/latest.atom"] is not None
     assert [p.path for p in second.snapshot.problems] == ["broken.md"]  # problems come back from the cache too
     assert second.snapshot.feeds["all.atom"].body != first.snapshot.feeds["all.atom"].body
 
@@ -69,7 +71,7 @@ def test_a_damaged_cache_costs_one_full_parse(posts: list[Path], cached_settings
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     first = Publisher(cached_settings)
     reference = first.rebuild().feeds["all.atom"].body
-    first.folder.cache.close()  # damage comes while no feedsvc has the file open
+    first.persist()
     folder = cached_settings.cache_folder
     assert folder is not None
     for file in folder.iterdir():
@@ -87,7 +89,10 @@ def test_a_damaged_cache_costs_one_full_parse(posts: list[Path], cached_settings
 def test_cache_off_and_deleted(posts: list[Path], make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     off = Publisher(make_settings(cache_dir="off")).rebuild()
     folder = tmp_path / "gone-cache"
-    on = Publisher(make_settings(cache_dir=str(folder))).rebuild()
+    publisher = Publisher(make_settings(cache_dir=str(folder)))
+    on = publisher.rebuild()
+    publisher.persist()
+    assert any(folder.iterdir())
     shutil.rmtree(folder)
     again = Publisher(make_settings(cache_dir=str(folder))).rebuild()
     assert off.feeds["all.atom"].body == on.feeds["all.atom"].body == again.feeds["all.atom"].body
@@ -123,3 +128,20 @@ def test_parsing_on_every_core_gives_the_same_posts(posts: list[Path], make_sett
     parallel = Publisher(make_settings()).rebuild()
     assert parallel.feeds["all.atom"].body == serial.feeds["all.atom"].body
     assert parallel.problems == serial.problems
+
+
+def test_unchanged_restart_renders_nothing(posts: list[Path], cached_settings: Settings,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from feedsvc import publisher as publisher_module
+
+    first = Publisher(cached_settings)
+    before = first.rebuild().feeds
+    first.persist()
+    rendered: list[int] = []
+    real = publisher_module.render_feeds
+    monkeypatch.setattr(publisher_module, "render_feeds",
+                        lambda settings, jobs, **kw: rendered.append(len(jobs)) or real(settings, jobs, **kw))
+    reads = count_reads(monkeypatch)
+    after = Publisher(cached_settings).rebuild().feeds
+    assert reads == [] and rendered == [0]
+    assert {k: v.body for k, v in after.items()} == {k: v.body for k, v in before.items()}

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
 class Background:
     """The one rebuilder of a running service: the schedule and the folder watch."""
 
+    publisher: Publisher
     schedule: RebuildSchedule
     watch: FolderWatch
     websub: WebSubNotifier | None = None
@@ -43,6 +44,7 @@ class Background:
     def stop(self) -> None:
         self.watch.stop()
         self.schedule.shutdown()
+        self.publisher.persist()
         if self.websub is not None:
             self.websub.stop()
 
@@ -56,6 +58,7 @@ def start_background(app: Flask) -> Background:
 
     def rebuild(paths: set[str] | None) -> datetime | None:
         publisher.rebuild(paths)
+        schedule.later(publisher.persist, seconds=10.0, job_id="persist")  # coalesced: one write per burst
         return publisher.next_due
 
     websub = None
@@ -68,6 +71,6 @@ def start_background(app: Flask) -> Background:
     schedule.start()
     watch.start()
     schedule.nudge(None)  # a full rescan: edits made since create_app(), and when future posts are due
-    app.extensions["feedsvc.background"] = background = Background(schedule, watch, websub)
+    app.extensions["feedsvc.background"] = background = Background(publisher, schedule, watch, websub)
     logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)
     return background

@@ -71,11 +71,14 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
     for problem in snapshot.problems:
         print(f"warning: {problem}", file=sys.stderr)
     print(f"wrote {len(written) - 1} feeds and an OPML list for {snapshot.post_count} posts to {args.out}")
+    publisher.persist()
     return 0
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
-    snapshot = Publisher(settings).rebuild()
+    publisher = Publisher(settings)
+    snapshot = publisher.rebuild()
+    publisher.persist()
     for problem in snapshot.problems:
         print(problem)
     print(f"{snapshot.post_count} posts, {len(snapshot.feeds)} feeds, {len(snapshot.problems)} problems",

@@ -21,6 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
+from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder
 from feedsvc.urls import feed_url
@@ -44,12 +45,15 @@ class Publisher:
         self.settings = settings
         self.clock = clock
         self.on_change = on_change
-        self.folder = ContentFolder(settings)
+        self.cache = ParseCache(settings)
+        cached = self.cache.load()
+        self.folder = ContentFolder(settings, seed=cached.files)
         self.bodies = Bodies(settings)
         self.snapshot = Snapshot()
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self._lock = threading.Lock()  # one rebuild at a time
-        self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = {}
+        self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = cached.feeds
+        self._dirty = False  # changed since the cache was written
         self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
         self._pages_lock = threading.Lock()
 
@@ -81,8 +85,17 @@ class Publisher:
             self._log(old, snapshot, changed=scan.changed)
             if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
                 self.on_change(urls)
-            self.folder.persist()
+            self._dirty |= bool(scan.changed) or old.built_at is None
             return snapshot
+
+    def persist(self) -> None:
+        """Write parsed posts and rendered feeds to the cache, if anything changed since the last time."""
+        with self._lock:  # a consistent copy; the slow part, writing, happens outside
+            if not self._dirty:
+                return
+            state = CachedState(files=self.folder.state(), feeds=dict(self._prebuilt))
+            self._dirty = False
+        self.cache.save(state)
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:

@@ -12,17 +12,17 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import Post, Problem
-from feedsvc.parsecache import ParseCache
 from feedsvc.unique import make_unique
 
 Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+CachedFile = tuple[Signature, Post | None, Problem | None]
 PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
 
 
@@ -52,7 +52,8 @@ def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
 class ContentFolder:
     """Scans a folder of posts; each scan reads only new or changed files."""
 
-    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time,
+                 seed: Mapping[str, CachedFile] | None = None) -> None:
         self.settings = settings
         self.wall_clock = wall_clock
         self.root = settings.content_dir
@@ -60,9 +61,7 @@ class ContentFolder:
         self._scanned = False  # the first scan reads everything: there is no last version to keep
         self._walk_problems: dict[str, Problem] = {}  # symlinks out, unreadable folders: by path
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
-        self.cache = ParseCache(settings)
-        self._changed: list[tuple[str, Signature, Post | Problem]] = []  # for the parse cache
-        self._removed: list[str] = []
+        self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
 
     def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
@@ -76,21 +75,21 @@ class ContentFolder:
             gone = self._entries.keys() - found.keys()
         else:
             found, gone = self._look_at({*paths, *self._unsettled})
-        cached = self.cache.load() if not self._scanned else {}
+        cached, self._seed = self._seed, {}
         settle = self.settings.settle if self._scanned else 0.0
         settled_before = (self.wall_clock() - settle) * 1e9
         self._scanned = True
         self._unsettled = set()
         for source in gone:
             self._entries.pop(source, None)
-            self._removed.append(source)
         stale: list[tuple[str, str, Signature]] = []
         for source, (path, signature) in found.items():
             entry = self._entries.get(source)
             if entry is not None and entry.signature == signature:
                 continue
             if source in cached and cached[source][0] == signature:
-                self._store(source, signature, cached[source][1], persist=False)
+                _, post, problem = cached[source]
+                self._entries[source] = _Entry(signature, post, problem)
             elif signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
                 self._unsettled.add(path)
             else:
@@ -100,20 +99,14 @@ class ContentFolder:
         return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
                             unsettled=bool(self._unsettled))
 
-    def persist(self) -> None:
-        """Write what changed since the last call to the parse cache (after the new feeds are served)."""
-        changed, self._changed = self._changed, []
-        removed, self._removed = self._removed, []
-        self.cache.save(changed, removed)
+    def state(self) -> dict[str, CachedFile]:
+        """What a later run may trust without reading the files again (see parsecache)."""
+        return {source: (e.signature, e.post, e.problem) for source, e in self._entries.items()}
 
-    def _store(self, source: str, signature: Signature, result: Post | Problem | None, *,
-               persist: bool = True) -> None:
+    def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
         if result is None:  # deleted between the listing and the read
             self._entries.pop(source, None)
-            self._removed.append(source)
             return
-        if persist:
-            self._changed.append((source, signature, result))
         if isinstance(result, Post):
             self._entries[source] = _Entry(signature, result, None)
         else:  # keep serving the last good version while the file is broken

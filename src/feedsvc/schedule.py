@@ -82,6 +82,12 @@ class RebuildSchedule:
         if due is not None:
             self._at(due, job_id="due")
 
+    def later(self, job: Callable[[], object], *, seconds: float, job_id: str) -> None:
+        """Run `job` once within `seconds`; asking again before it ran changes nothing (one run per burst)."""
+        if self._scheduler.running and self._scheduler.get_job(job_id) is None:
+            when = datetime.now().astimezone() + timedelta(seconds=seconds)
+            self._scheduler.add_job(job, "date", run_date=when, id=job_id)
+
     def _at(self, when: datetime, *, job_id: str) -> None:
         if self._scheduler.running:
             self._scheduler.add_job(self.run, "date", run_date=when, id=job_id, replace_existing=True)
