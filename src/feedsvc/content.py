@@ -178,7 +178,7 @@ def _slug(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)  # one shared Term per name, not one per post
-def _term(slug: str, name: str) -> Term:
+def shared_term(slug: str, name: str) -> Term:
     return Term(slug=slug, name=name)
 
 
@@ -225,7 +225,7 @@ def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
             raise _field(key, f"each entry must be a name, not {type(item).__name__}")
         name = " ".join(clean_text(str(item)).split())
         if (slug := _slug(name)) and slug not in terms:
-            terms[slug] = _term(slug, name)
+            terms[slug] = shared_term(slug, name)
     return tuple(terms.values())
 
 

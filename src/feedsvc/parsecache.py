@@ -7,6 +7,7 @@ damaged or outdated file is ignored and written again.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -14,10 +15,12 @@ import pickle
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from feedsvc import __version__
 from feedsvc.config import Settings
-from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed
+from feedsvc.content import shared_term
+from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,33 @@ def cache_file(settings: Settings) -> Path | None:
     return settings.cache_folder / f"state-{hashlib.sha256(shape.encode()).hexdigest()[:16]}.pickle"
 
 
+_HEADER = ("feedsvc-cache", __version__)
+_END = None
+_CHUNK = 5000  # posts per pickle: each pickler remembers every object it wrote, so keep them small
+
+
+class _Pickler(pickle.Pickler):
+    """Terms (categories, tags) are written as references and shared again on load, as content shares them."""
+
+    def persistent_id(self, obj: object) -> tuple[str, str] | None:
+        return (obj.slug, obj.name) if type(obj) is Term else None
+
+
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: tuple[str, str]) -> Term:
+        return shared_term(*pid)
+
+
+def _write(f: BinaryIO, state: CachedState) -> None:
+    protocol = pickle.HIGHEST_PROTOCOL
+    _Pickler(f, protocol).dump(_HEADER)
+    files = [(source, *rest) for source, rest in state.files.items()]
+    for start in range(0, len(files), _CHUNK):
+        _Pickler(f, protocol).dump(files[start:start + _CHUNK])
+    _Pickler(f, protocol).dump(state.feeds)
+    _Pickler(f, protocol).dump(_END)
+
+
 class ParseCache:
     def __init__(self, settings: Settings) -> None:
         self.path = cache_file(settings)
@@ -46,15 +76,23 @@ class ParseCache:
     def load(self) -> CachedState:
         if self.path is None or not self.path.exists():
             return CachedState()
+        state = CachedState()
+        gc.disable()  # unpickling 100,000 posts makes the collector rescan them again and again
         try:
             with open(self.path, "rb") as f:
-                state = pickle.load(f)
-            if not isinstance(state, CachedState):
-                raise TypeError(f"holds {type(state).__name__}")
+                if _Unpickler(f).load() != _HEADER:
+                    raise ValueError("not a feedsvc cache of this version")
+                while (part := _Unpickler(f).load()) is not _END:
+                    if isinstance(part, dict):
+                        state.feeds.update(part)
+                    else:
+                        state.files.update((source, rest) for source, *rest in part)
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
             return CachedState()
+        finally:
+            gc.enable()
 
     def save(self, state: CachedState) -> None:
         if self.path is None:
@@ -64,7 +102,7 @@ class ParseCache:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: no second copy in memory
+                    _write(f, state)
                 os.replace(tmp, self.path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
