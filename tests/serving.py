@@ -59,7 +59,7 @@ class Served:
         return f"\n--- stdout ---\n{self.stdout.read_text()}\n--- stderr ---\n{self.stderr.read_text()}"
 
     def terminate(self, timeout: float = 15) -> int:
-        """SIGTERM, as an orchestrator sends it; the exit code, or a failure if it hangs."""
+        """SIGTERM to the server alone, as an orchestrator sends it; the exit code, or a failure if it hangs."""
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=timeout)
@@ -83,6 +83,7 @@ def serve(content: Path, workdir: Path, *, base_url: str | None = None, **env: s
             [sys.executable, "-m", "feedsvc", "serve", "--content", str(content), "--port", str(port),
              "--base-url", base_url or url],
             stdout=stdout, stderr=stderr, env=environment, cwd=workdir,
+            start_new_session=True,  # its own process group: the server and the worker it spawns
         )
     try:
         def healthy() -> bool:
@@ -93,6 +94,25 @@ def serve(content: Path, workdir: Path, *, base_url: str | None = None, **env: s
         wait_until(healthy, 30.0, f"{url}/healthz to answer 200")
         yield served
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait(timeout=10)
+        _stop_group(served.process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole group, then SIGKILL what is left: no worker outlives its test."""
+    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            process.poll()
+            time.sleep(0.05)
+        else:
+            continue
+        break
+    process.wait(timeout=5)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from flask import Flask
 
 from feedsvc import web
 from feedsvc.config import Settings, load_settings
 from feedsvc.fastpath import FastFeeds
+from feedsvc.leader import LeaderLock
+from feedsvc.metrics import Metrics
 from feedsvc.publisher import Clock, Publisher, utc_now
 from feedsvc.schedule import RebuildSchedule
 from feedsvc.watch import FolderWatch
@@ -27,8 +30,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["feedsvc"] = publisher
+    metrics = app.extensions["feedsvc.metrics"] = Metrics(
+        lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"))
     app.register_blueprint(web.blueprint)
-    app.wsgi_app = FastFeeds(app.wsgi_app, publisher)  # type: ignore[method-assign]
+    app.wsgi_app = FastFeeds(app.wsgi_app, publisher, metrics)  # type: ignore[method-assign]
     return app
 
 
@@ -65,7 +70,9 @@ def start_background(app: Flask) -> Background:
     if settings.websub_hubs:
         websub = app.extensions["feedsvc.websub"] = WebSubNotifier(settings.websub_hubs)
         websub.start()
-        publisher.on_change = websub.notify
+        leader = LeaderLock(Path(settings.leader_lock) if settings.leader_lock else None)
+        notify = websub.notify
+        publisher.on_change = lambda urls: notify(urls) if leader.is_leader() else None
     schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()

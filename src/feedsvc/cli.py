@@ -1,17 +1,23 @@
-"""The `feedsvc` command: serve, build, check."""
+"""The `feedsvc` command: serve, build, check, new."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import secrets
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
-from feedsvc.export import export_feeds
+from feedsvc.content import slug_for, to_utc
+from feedsvc.export import export_feeds, write_atomically
+from feedsvc.logs import configure_logging
 from feedsvc.publisher import Publisher
+from feedsvc.scan import is_post_file
 
 logger = logging.getLogger("feedsvc")
 
@@ -29,13 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
     build.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    new = commands.add_parser("new", help="write a new post skeleton into the content folder and print its path")
+    new.add_argument("title", help="the post's title")
+    new.add_argument("--category", dest="categories", action="append", required=True, metavar="NAME",
+                     help="a category (repeat for more)")
+    new.add_argument("--tag", dest="tags", action="append", default=[], metavar="NAME", help="a tag (repeat for more)")
+    new.add_argument("--content", dest="content_dir", metavar="DIR", help="content folder")
+    new.add_argument("--date", metavar="WHEN", help="publication time, ISO 8601 (default: now); "
+                     "without an offset it is in FEEDSVC_TIMEZONE")
+    new.add_argument("--draft", action="store_true", help="mark it `draft: true`: never published until removed")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every job it adds
     flags = {k: v for k, v in vars(args).items() if k in ("content_dir", "base_url", "host", "port")}
     try:
         settings = load_settings(**flags)
@@ -44,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"feedsvc: {exc}", file=sys.stderr)
         return 2
-    return {"serve": _serve, "build": _build, "check": _check}[args.command](settings, args)
+    configure_logging(settings)
+    return {"serve": _serve, "build": _build, "check": _check, "new": _new}[args.command](settings, args)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -84,3 +98,66 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{snapshot.post_count} posts, {len(snapshot.feeds)} feeds, {len(snapshot.problems)} problems",
           file=sys.stderr)
     return 1 if snapshot.problems else 0
+
+
+def _new(settings: Settings, args: argparse.Namespace) -> int:
+    from feedsvc.skeleton import SkeletonError, new_post
+
+    try:
+        when = datetime.now(settings.zone) if args.date is None else to_utc(args.date, settings.zone)
+    except ValueError as exc:
+        print(f"feedsvc: --date: {exc}", file=sys.stderr)
+        return 2
+    extension = ".md" if ".md" in settings.extensions else settings.extensions[0]
+    taken = _slugs_in(settings.content_dir, settings.extensions)
+    while True:
+        try:
+            relative, text = new_post(args.title, args.categories, args.tags, when, settings.zone,
+                                      draft=args.draft, extension=extension, taken=taken)
+        except SkeletonError as exc:
+            print(f"feedsvc: {exc}", file=sys.stderr)
+            return 2
+        path = settings.content_dir / relative
+        try:
+            if _create(path, text.encode("utf-8")):
+                print(path)
+                return 0
+        except OSError as exc:
+            print(f"feedsvc: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        taken.add(relative.stem)  # made since the folder was looked at: take the next number
+
+
+def _slugs_in(folder: Path, extensions: tuple[str, ...]) -> set[str]:
+    """The slugs the post files in `folder` get from their names, so a new post never shares one.
+
+    (A post's own `slug:` is not seen; feedsvc then renames the later file's post and says so.)
+    """
+    taken = set()
+    for _, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        taken.update(slug_for(Path(name).stem) for name in files if is_post_file(name, extensions))
+    return taken
+
+
+def _create(path: Path, data: bytes) -> bool:
+    """Write a complete new file at `path`, or return False if one is there: never overwrite.
+
+    The bytes are written under a hidden name (which the scanner skips) and then hard-linked to
+    `path`, which fails if `path` exists, so a watching server never sees half a post and two
+    editors making the same post at once get two files.
+    """
+    hidden = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")  # one per call: racing editors differ
+    write_atomically(hidden, data)
+    try:
+        os.link(hidden, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: check, then rename (a narrow race)
+        if path.exists():
+            return False
+        os.replace(hidden, path)
+        return True
+    finally:
+        hidden.unlink(missing_ok=True)
+    return True

@@ -27,6 +27,13 @@ def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None)
     return field(default=default, metadata={"help": help, "parse": parse})
 
 
+def _bool(value: str) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(value)
+    return text in ("true", "1", "yes", "on")
+
+
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -73,6 +80,11 @@ class Settings:
     )
     cache_max_age: int = _setting(300, "Cache-Control max-age of feeds, in seconds.", int)
     max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts.", int)
+    log_format: str = _setting("text", "`text` or `json` (one JSON object per line).")
+    access_log: bool = _setting(True, "Log every request (one line each); `false` turns it off.", _bool)
+    leader_lock: str = _setting(
+        "", "A file on storage all replicas share; only the replica holding its lock sends WebSub notifications.",
+    )
     websub_hubs: tuple[str, ...] = _setting(
         (), "WebSub hub URLs, comma-separated: advertised in every feed and told of every change.", _split_list,
     )
@@ -110,6 +122,8 @@ def _check(settings: Settings) -> None:
     for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit"):
         if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"FEEDSVC_LOG_FORMAT must be text or json, got {settings.log_format!r}")
     for hub in settings.websub_hubs:
         if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).hostname:
             raise ConfigError(f"FEEDSVC_WEBSUB_HUBS: {hub!r} is not an http(s) URL")
@@ -133,10 +147,13 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return str(value)
     if parse in (int, float) and isinstance(value, bool):
         raise ConfigError(f"{source}: expected a number, got {value!r}")
+    if parse is _bool and isinstance(value, bool):
+        return value
     try:
         return parse(value) if isinstance(value, str) or parse is not Path else Path(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: expected {parse.__name__}, got {value!r}") from None
+        kind = "true or false" if parse is _bool else parse.__name__
+        raise ConfigError(f"{source}: expected {kind}, got {value!r}") from None
 
 
 def _from_toml(path: Path) -> dict[str, Any]:

@@ -177,6 +177,17 @@ def _slug(text: str) -> str:
     return str(slugify(text))
 
 
+def slug_for(text: str, *, max_length: int = 0) -> str:
+    """The URL slug feedsvc makes of `text` (a file name, a category, a tag); '' if it has no letters or digits.
+
+    With `max_length`, cut at a word boundary; the result is still its own slug, so a file named
+    after it gets exactly this slug back.
+    """
+    if not max_length:
+        return _slug(text)
+    return str(slugify(text, max_length=max_length, word_boundary=True, save_order=True))
+
+
 @functools.lru_cache(maxsize=65536)  # one shared Term per name, not one per post
 def shared_term(slug: str, name: str) -> Term:
     return Term(slug=slug, name=name)
@@ -214,14 +225,14 @@ def _terms(meta: Mapping[str, Any], key: str) -> tuple[Term, ...]:
     value = meta.get(key)
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list):
-        raise _field(key, "must be a name or a list of names")
+    items = value if isinstance(value, list) else [value]
     if len(items) > MAX_TERMS:
         raise _field(key, f"has {len(items)} entries; at most {MAX_TERMS} are allowed")
     terms: dict[str, Term] = {}
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, str | int | float):
+        if isinstance(item, bool):
+            raise _field(key, f"YAML read a name as {str(item).lower()}; put it in quotes")
+        if not isinstance(item, str | int | float):
             raise _field(key, f"each entry must be a name, not {type(item).__name__}")
         name = " ".join(clean_text(str(item)).split())
         if (slug := _slug(name)) and slug not in terms:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from feedsvc.httpcache import feed_response
+from feedsvc.metrics import Metrics
 from feedsvc.publisher import Publisher
 
 StartResponse = Callable[..., Any]
@@ -19,9 +20,10 @@ _REASONS = {200: "200 OK", 304: "304 Not Modified"}
 
 
 class FastFeeds:
-    def __init__(self, app: WSGIApp, publisher: Publisher) -> None:
+    def __init__(self, app: WSGIApp, publisher: Publisher, metrics: Metrics) -> None:
         self.app = app
         self.publisher = publisher
+        self.metrics = metrics
         self.settings = publisher.settings
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -42,4 +44,5 @@ class FastFeeds:
             head=method == "HEAD",
         )
         start_response(_REASONS[status], headers)
+        self.metrics.observe("feed", status, len(body))
         return [body]

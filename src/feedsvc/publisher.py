@@ -56,6 +56,7 @@ class Publisher:
         self._lock = threading.Lock()  # one rebuild at a time
         self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = cached.feeds
         self._dirty = False  # changed since the cache was written
+        self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
         self._pages_lock = threading.Lock()
 
@@ -82,6 +83,7 @@ class Publisher:
                 status="ok" if scan.folder_ok else "degraded",
             )
             old, self.snapshot = self.snapshot, snapshot
+            self.builds = (self.builds[0] + 1, self.builds[1] + snapshot.build_seconds)
             retry = now + timedelta(seconds=self.settings.settle) if scan.unsettled else None
             self.next_due = min(filter(None, (catalog.next_due, retry)), default=None)
             self._log(old, snapshot, changed=scan.changed)

@@ -16,6 +16,7 @@ from granian import Granian
 from granian.constants import Interfaces
 
 from feedsvc.config import ConfigError, Settings, load_settings, to_env
+from feedsvc.logs import logging_config
 
 
 def worker_app() -> Any:
@@ -51,6 +52,7 @@ def serve(settings: Settings) -> None:
         workers=1,
         runtime_threads=2,
         blocking_threads=settings.threads,
-        log_access=False,
+        log_access=settings.access_log,
+        log_dictconfig=logging_config(settings),
         workers_kill_timeout=10,
     ).serve()

@@ -13,6 +13,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.httpcache import feed_response, is_not_modified
+from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import FeedFormat, Snapshot
 from feedsvc.publisher import Publisher
 from feedsvc.render import EPOCH
@@ -34,6 +35,14 @@ class _NotModified(Response):
         if modified := self.headers.get("Last-Modified"):
             headers["Last-Modified"] = modified
         return headers
+
+
+def _route() -> str:
+    """A small, fixed set of labels for /metrics, never the raw path."""
+    endpoint = (request.url_rule.endpoint if request.url_rule else "other").removeprefix("feeds.")
+    if endpoint == "feed" and not request.path.endswith((".atom", ".rss", ".json")):
+        return "preview"
+    return endpoint
 
 
 def _publisher() -> Publisher:
@@ -138,6 +147,11 @@ def healthz() -> tuple[Response, int]:
     return jsonify(body), 503 if snapshot.status == "starting" else 200
 
 
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    return Response(current_app.extensions["feedsvc.metrics"].render(), content_type=METRICS_CONTENT_TYPE)
+
+
 @blueprint.app_errorhandler(Exception)
 def unexpected(error: Exception) -> Response | HTTPException:
     if isinstance(error, HTTPException):
@@ -148,6 +162,7 @@ def unexpected(error: Exception) -> Response | HTTPException:
 
 @blueprint.after_app_request
 def security_headers(response: Response) -> Response:
+    current_app.extensions["feedsvc.metrics"].observe(_route(), response.status_code, response.content_length or 0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = _CSP

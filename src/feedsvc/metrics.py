@@ -1,0 +1,82 @@
+"""Prometheus metrics at /metrics: what an operator graphs and alerts on. The only user of prometheus_client.
+
+Request counts are kept where requests are answered (the fast path and Flask); everything
+about builds, posts and WebSub is read from the current snapshot and the notifier at scrape time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from feedsvc.model import Snapshot
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
+                 websub: Callable[[], Any | None]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter("feedsvc_http_requests", "HTTP requests answered, by route and status.",
+                                 ["route", "status"], registry=self.registry)
+        self._bytes = Counter("feedsvc_http_response_bytes", "Response body bytes sent, by route.",
+                              ["route"], registry=self.registry)
+        self._children: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+        self._feed_requests = self._not_modified = 0
+        self.registry.register(_SnapshotCollector(self, snapshot, builds, websub))
+
+    def observe(self, route: str, status: int, sent: int) -> None:
+        """Count one answered request; cheap enough for the fast path (children are cached)."""
+        key = (route, status)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children[key] = (self._requests.labels(route, str(status)), self._bytes.labels(route))
+        child[0].inc()
+        if sent:
+            child[1].inc(sent)
+        if route == "feed":
+            self._feed_requests += 1
+            self._not_modified += status == 304
+
+    def not_modified_ratio(self) -> float:
+        return self._not_modified / self._feed_requests if self._feed_requests else 0.0
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+class _SnapshotCollector:
+    def __init__(self, metrics: Metrics, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
+                 websub: Callable[[], Any | None]) -> None:
+        self._metrics, self._snapshot, self._builds, self._websub = metrics, snapshot, builds, websub
+
+    def collect(self) -> Iterator[Any]:
+        snapshot = self._snapshot()
+        count, seconds = self._builds()
+        yield CounterMetricFamily("feedsvc_builds", "Rebuilds run since start.", value=count)
+        yield CounterMetricFamily("feedsvc_build_seconds", "Time spent rebuilding since start.", value=seconds)
+        yield GaugeMetricFamily("feedsvc_last_build_seconds", "Duration of the last rebuild.",
+                                value=snapshot.build_seconds)
+        yield GaugeMetricFamily("feedsvc_last_build_timestamp_seconds", "When the last rebuild ran (Unix time).",
+                                value=snapshot.built_at.timestamp() if snapshot.built_at else 0)
+        yield GaugeMetricFamily("feedsvc_posts", "Published posts.", value=snapshot.post_count)
+        yield GaugeMetricFamily("feedsvc_problems", "Files that could not be used.", value=len(snapshot.problems))
+        yield GaugeMetricFamily("feedsvc_feeds", "Feeds served (channels times formats).",
+                                value=len(snapshot.listings) * 3)
+        yield GaugeMetricFamily("feedsvc_http_not_modified_ratio", "Share of feed requests answered 304.",
+                                value=self._metrics.not_modified_ratio())
+        notifier = self._websub()
+        if notifier is not None:
+            outcomes = CounterMetricFamily("feedsvc_websub_notifications", "WebSub publish requests, by outcome.",
+                                           labels=["outcome"])
+            for outcome in ("sent", "retried", "failed"):
+                outcomes.add_metric([outcome], getattr(notifier.outcomes, outcome))
+            yield outcomes
