@@ -63,7 +63,7 @@ def start_background(app: Flask) -> Background:
 
     def rebuild(paths: set[str] | None) -> datetime | None:
         publisher.rebuild(paths)
-        schedule.later(publisher.persist, seconds=10.0, job_id="persist")  # coalesced: one write per burst
+        schedule.when_quiet(publisher.persist, seconds=30.0, at_most=300.0, job_id="persist")
         return publisher.next_due
 
     websub = None
