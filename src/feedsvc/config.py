@@ -52,9 +52,9 @@ class Settings:
     rebuild_interval: float = _setting(
         60.0, "Seconds between full rescans (file events also trigger a rebuild).", float,
     )
-    debounce: float = _setting(0.1, "Seconds to wait after a file event before rebuilding.", float)
+    debounce: float = _setting(0.15, "Seconds to wait after a file event before rebuilding.", float)
     settle: float = _setting(
-        0.15, "A file modified less than this many seconds ago may be half-written: it is read a moment later.", float,
+        0.1, "A file modified less than this many seconds ago may be half-written: it is read a moment later.", float,
     )
     timezone: str = _setting("UTC", "IANA zone for post dates written without an offset.")
     site_title: str = _setting("feedsvc", "Feed and index page title.")

@@ -8,6 +8,7 @@ then kept in a small cache keyed by what they contain.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import logging
@@ -25,7 +26,7 @@ from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
-from feedsvc.scan import ContentFolder
+from feedsvc.scan import ContentFolder, ScanResult
 from feedsvc.urls import feed_url
 
 logger = logging.getLogger(__name__)
@@ -57,40 +58,52 @@ class Publisher:
         self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = cached.feeds
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
+        self._future_due: datetime | None = None  # when the earliest future-dated post goes live
         self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
         self._pages_lock = threading.Lock()
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
-        """Scan (everything, or just `paths` from file events), publish, swap; then update the parse cache."""
+        """Scan (everything, or just `paths` from file events), publish, swap in the new Snapshot."""
         with self._lock, _collector_paused():
             started = time.perf_counter()
             now = self.clock()
             scan = self.folder.scan(paths)
-            catalog = build_catalog(scan.posts, now=now)
-            listings = {listing.channel.path: listing for listing in catalog.listings}
-            opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
-            snapshot = Snapshot(
-                feeds=self._prebuild(catalog),
-                listings=listings,
-                channels=tuple(_summary(listing, self.settings.max_items) for listing in catalog.listings),
-                opml=opml,
-                opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
-                posts={p.slug: p for p in catalog.visible},
-                problems=scan.problems,
-                built_at=now,
-                build_seconds=time.perf_counter() - started,
-                post_count=len(catalog.visible),
-                status="ok" if scan.folder_ok else "degraded",
-            )
-            old, self.snapshot = self.snapshot, snapshot
+            old = self.snapshot
+            if self._nothing_to_publish(old, scan, now):  # e.g. the periodic rescan, or a file not settled yet
+                snapshot = dataclasses.replace(old, built_at=now, build_seconds=time.perf_counter() - started)
+            else:
+                catalog = build_catalog(scan.posts, now=now)
+                self._future_due = catalog.next_due
+                snapshot = self._publish(scan, catalog, now, started)
+            self.snapshot = snapshot
             self.builds = (self.builds[0] + 1, self.builds[1] + snapshot.build_seconds)
             retry = now + timedelta(seconds=self.settings.settle) if scan.unsettled else None
-            self.next_due = min(filter(None, (catalog.next_due, retry)), default=None)
+            self.next_due = min(filter(None, (self._future_due, retry)), default=None)
             self._log(old, snapshot, changed=scan.changed)
             if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
                 self.on_change(urls)
             self._dirty |= bool(scan.changed) or old.built_at is None
             return snapshot
+
+    def _nothing_to_publish(self, old: Snapshot, scan: ScanResult, now: datetime) -> bool:
+        return (old.built_at is not None and not scan.changed and scan.problems == old.problems
+                and scan.folder_ok == (old.status == "ok") and (self._future_due is None or self._future_due > now))
+
+    def _publish(self, scan: ScanResult, catalog: Catalog, now: datetime, started: float) -> Snapshot:
+        opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
+        return Snapshot(
+            feeds=self._prebuild(catalog),
+            listings={listing.channel.path: listing for listing in catalog.listings},
+            channels=tuple(_summary(listing, self.settings.max_items) for listing in catalog.listings),
+            opml=opml,
+            opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
+            posts={p.slug: p for p in catalog.visible},
+            problems=scan.problems,
+            built_at=now,
+            build_seconds=time.perf_counter() - started,
+            post_count=len(catalog.visible),
+            status="ok" if scan.folder_ok else "degraded",
+        )
 
     def persist(self) -> None:
         """Write parsed posts and rendered feeds to the cache, if anything changed since the last time."""
