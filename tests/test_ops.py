@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -166,3 +167,23 @@ def test_settings_survive_the_trip_to_the_worker(tmp_path: Path) -> None:
     settings = load_settings(env={}, content_dir=tmp_path, websub_hubs="https://h.example/", access_log="false",
                              max_items=7)
     assert load_settings(env=to_env(settings)) == settings
+
+
+def test_sigterm_stops_cleanly_and_keeps_the_cache(content_dir: Path, tmp_path: Path) -> None:
+    """A real process, a real signal: exit 0 within seconds, the cache written whole, no temp files."""
+    from feedsvc.parsecache import ParseCache
+
+    (content_dir / "a.md").write_text(front_matter_post(title="Before"), "utf-8")
+    cache = tmp_path / "cache"
+    with serve(content_dir, tmp_path, FEEDSVC_CACHE_DIR=str(cache), FEEDSVC_DEBOUNCE="0.05") as served:
+        (content_dir / "late.md").write_text(front_matter_post(title="Late arrival", date="2025-06-01"), "utf-8")
+        wait_until(lambda: b"Late arrival" in http_get(served.url + "/feeds/all.atom")[2], 10, "the late post")
+        started = time.monotonic()
+        assert served.terminate(timeout=10) == 0, served.logs()
+        assert time.monotonic() - started < 10
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+    reader = ParseCache(load_settings(env={}, content_dir=content_dir, cache_dir=str(cache)))
+    [reader.path] = cache.glob("state-*.pickle")  # the server's (its settings name the file)
+    cached = reader.load()
+    assert {entry[1].title for entry in cached.files.values() if entry[1]} == {"Before", "Late arrival"}
+    assert "Traceback" not in served.stderr.read_text()
