@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,8 +23,10 @@ WritePost = Callable[..., Path]
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test (and every server it starts) gets its own parse cache, never the user's."""
+def private_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No FEEDSVC_* setting of the developer's leaks in; every test (and server) gets its own cache."""
+    for key in [k for k in os.environ if k.startswith("FEEDSVC_")]:
+        monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 

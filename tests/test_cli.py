@@ -20,14 +20,6 @@ FEEDS = {f"{path}.{fmt}" for path in ("all", "category/latest", "category/news",
          for fmt in ("atom", "rss", "json")}
 
 
-@pytest.fixture(autouse=True)
-def no_feedsvc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command reads FEEDSVC_* variables; the tests say what they want explicitly."""
-    for key in list(os.environ):
-        if key.startswith("FEEDSVC_"):
-            monkeypatch.delenv(key)
-
-
 @pytest.fixture
 def newsroom(write_post: WritePost) -> None:
     write_post("2025/ferry.md", title="Ferry returns", date="2025-01-10-08-00-00", categories="[latest, news]")

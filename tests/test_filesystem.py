@@ -6,7 +6,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -159,8 +159,3 @@ def test_a_file_written_in_chunks_never_shows_truncated(content_dir: Path,
     assert all("THE-END" in s for s in seen), "a truncated version was served"
 
 
-@pytest.fixture(autouse=True)
-def _no_feedsvc_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in [k for k in os.environ if k.startswith("FEEDSVC_")]:
-        monkeypatch.delenv(key)
-    yield

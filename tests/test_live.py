@@ -19,24 +19,13 @@ import pytest
 from conftest import BASE_URL, WritePost, front_matter_post, parse
 from flask import Flask
 from flask.testing import FlaskClient
+from serving import wait_until
 
 from feedsvc.app import Background, create_app, start_background
 from feedsvc.config import Settings
 from feedsvc.schedule import RebuildSchedule
 
 PICKUP_DEADLINE = 5.0  # the target is under 2 s; the slack is for loaded CI machines
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll `predicate` every 25 ms until it is truthy; return the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed >= timeout:
-            pytest.fail(f"timed out after {elapsed:.2f}s (deadline {timeout}s) waiting for: {what}")
-        time.sleep(0.025)
 
 
 @dataclass(slots=True)

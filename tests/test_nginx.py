@@ -35,14 +35,6 @@ FEEDS = [f"feeds/{path}.{fmt}" for path in ("all", "category/news", "category/sp
 
 
 
-@pytest.fixture(autouse=True)
-def no_feedsvc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`build` and `serve` read FEEDSVC_* variables; both must see the same settings."""
-    for key in list(os.environ):
-        if key.startswith("FEEDSVC_"):
-            monkeypatch.delenv(key)
-
-
 @pytest.fixture
 def newsroom(write_post: WritePost) -> None:
     write_post("2025/ferry.md", title="Ferry returns to the harbour", date="2025-01-10-08-00-00",

@@ -23,6 +23,7 @@ import pytest
 from conftest import BASE_URL, WritePost, parse
 from flask import Flask
 from flask.testing import FlaskClient
+from serving import wait_until
 
 from feedsvc import app as app_module
 from feedsvc.app import Background, create_app, start_background
@@ -31,18 +32,6 @@ from feedsvc.websub import WebSubNotifier
 
 FORMATS = ("atom", "rss", "json")
 URL1, URL2, URL3 = (f"{BASE_URL}/feeds/{path}.atom" for path in ("all", "category/news", "category/sport"))
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll `predicate` every 20 ms until it is truthy; return the seconds it took."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        elapsed = time.monotonic() - started
-        if elapsed >= timeout:
-            pytest.fail(f"timed out after {elapsed:.2f}s (deadline {timeout}s) waiting for: {what}")
-        time.sleep(0.02)
 
 
 def _free_port() -> int:
