@@ -73,7 +73,11 @@ class Settings:
     max_post_bytes: int = _setting(
         4 * 1024 * 1024, "Larger post files are reported and skipped.", int,
     )
-    threads: int = _setting(8, "Threads of the HTTP server.", int)
+    threads: int = _setting(
+        2, "Python threads answering requests; more only add lock contention "
+        "(the bytes move on granian's own threads).",
+        int,
+    )
     cache_dir: str = _setting(
         "", "Folder for the parse cache that makes restarts fast; `off` disables it. "
         "Default: $XDG_CACHE_HOME/feedsvc or ~/.cache/feedsvc.",
