@@ -21,6 +21,14 @@ def test_ruff_clean() -> None:
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.skipif(shutil.which("mypy") is None and not (Path(sys.executable).parent / "mypy").exists(),
+                    reason="mypy is not installed (pip install -e '.[test]' brings it)")
+def test_mypy_strict_clean() -> None:
+    mypy = shutil.which("mypy") or str(Path(sys.executable).parent / "mypy")
+    result = subprocess.run([mypy, "src/feedsvc"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout
+
+
 def test_scale_benchmark_quick_mode() -> None:
     result = subprocess.run([sys.executable, "bench/scale.py", "--quick"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)

@@ -133,7 +133,7 @@ def _slugs_in(folder: Path, extensions: tuple[str, ...]) -> set[str]:
 
     (A post's own `slug:` is not seen; feedsvc then renames the later file's post and says so.)
     """
-    taken = set()
+    taken: set[str] = set()
     for _, folders, files in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".")]
         taken.update(slug_for(Path(name).stem) for name in files if is_post_file(name, extensions))

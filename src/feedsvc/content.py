@@ -73,7 +73,8 @@ def to_utc(value: object, zone: tzinfo) -> datetime:
 def _parse_date_text(text: str) -> datetime:
     try:
         if match := _DASHED_DATE.fullmatch(text):
-            return datetime(*(int(part or 0) for part in match.groups()))
+            year, month, day, hour, minute, second = (int(part or 0) for part in match.groups())
+            return datetime(year, month, day, hour, minute, second)
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid date ({exc})") from None
@@ -148,7 +149,9 @@ def _field(key: str, message: str) -> PostError:
 
 def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revision: str) -> Post:
     title = _text(meta, "title", required=True)
-    published = _date(meta, "date", settings, required=True)
+    published = _date(meta, "date", settings)
+    if published is None:
+        raise _field("date", "is required (for example 2020-09-06-22-23-29 or 2020-09-06T22:23:29Z)")
     updated = _date(meta, "updated", settings) or published
     slug = _slug(_text(meta, "slug") or PurePosixPath(source).stem)
     if not slug:
@@ -209,11 +212,9 @@ def _text(meta: Mapping[str, Any], key: str, *, required: bool = False) -> str:
     return text
 
 
-def _date(meta: Mapping[str, Any], key: str, settings: Settings, *, required: bool = False) -> datetime | None:
+def _date(meta: Mapping[str, Any], key: str, settings: Settings) -> datetime | None:
     value = meta.get(key)
     if value is None or value == "":
-        if required:
-            raise _field(key, "is required (for example 2020-09-06-22-23-29 or 2020-09-06T22:23:29Z)")
         return None
     try:
         return to_utc(value, settings.zone)

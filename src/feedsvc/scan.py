@@ -88,8 +88,8 @@ class ContentFolder:
             if entry is not None and entry.signature == signature:
                 continue
             if source in cached and cached[source][0] == signature:
-                _, post, problem = cached[source]
-                self._entries[source] = _Entry(signature, post, problem)
+                _, last_good, cached_problem = cached[source]
+                self._entries[source] = _Entry(signature, last_good, cached_problem)
             elif signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
                 self._unsettled.add(path)
             else:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from feedsvc.httpcache import feed_response, is_not_modified
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from feedsvc.model import FeedFormat, Snapshot
+from feedsvc.model import ChannelSummary, FeedFormat, Snapshot
 from feedsvc.publisher import Publisher
 from feedsvc.render import EPOCH
 from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
@@ -110,7 +110,7 @@ def opml() -> Response:
 def index() -> str:
     publisher = _publisher()
     snapshot: Snapshot = publisher.snapshot
-    by_kind: dict[str, list] = {}
+    by_kind: dict[str, list[ChannelSummary]] = {}
     for summary in snapshot.channels:
         by_kind.setdefault(summary.channel.kind, []).append(summary)
     return render_template(
