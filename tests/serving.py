@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,3 +117,52 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             continue
         break
     process.wait(timeout=5)
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+
+
+@contextmanager
+def run_nginx(workdir: Path, server_block: Callable[[int], str]) -> Iterator[str]:
+    """nginx in the foreground on a free 127.0.0.1 port serving `server_block(port)`; it writes only in `workdir`."""
+    assert NGINX is not None
+    workdir.mkdir()
+    port = free_port()
+    (workdir / "server.conf").write_text(server_block(port), "utf-8")
+    built = subprocess.run([NGINX, "-V"], capture_output=True, text=True, check=True).stderr
+    temp_paths = "\n".join(f"    {name}_temp_path {workdir / name};" for name in
+                           ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+                           if f"--without-http_{name}_module" not in built)
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers as nobody could not read a private tmp dir
+    (workdir / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n    access_log off;\n{temp_paths}\n    include {workdir / 'server.conf'};\n}}\n", "utf-8")
+    error_log, stderr = workdir / "error.log", workdir / "stderr.txt"
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(
+            [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", str(error_log),
+             "-g", f"daemon off; pid {workdir / 'nginx.pid'};"],
+            stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
+        )
+
+    def log() -> str:
+        return "".join(f"\n--- {p.name} ---\n{p.read_text()}" for p in (stderr, error_log) if p.exists())
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"nginx exited with {process.returncode}{log()}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_until(listening, 10.0, f"nginx to listen on 127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+        assert "[emerg]" not in log() and "[alert]" not in log(), log()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGQUIT)  # graceful: the master stops its workers
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers
+                process.wait(timeout=10)

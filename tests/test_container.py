@@ -9,8 +9,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,13 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import WritePost
-from serving import free_port, http_get, serve, wait_until
+from serving import NGINX, http_get, run_nginx, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 PROXY_CONF = ROOT / "deploy" / "nginx-proxy.conf"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else "")
 BUILD_TOOLS = ("gcc", "g++", "cc", "clang", "make", "build-essential", "python3-dev", "libc6-dev", "cargo", "rustc")
 
 
@@ -217,46 +214,16 @@ def test_compose_puts_nginx_in_front_of_a_healthy_feedsvc(compose: dict[str, obj
 @contextmanager
 def nginx_proxy(upstream_port: int, workdir: Path) -> Iterator[str]:
     """nginx with deploy/nginx-proxy.conf on a free port, proxying to feedsvc on `upstream_port`."""
-    workdir.mkdir()
-    port = free_port()
-    conf = PROXY_CONF.read_text("utf-8")
-    for old, new in (("server feedsvc:8000;", f"server 127.0.0.1:{upstream_port};"),
-                     ("listen 80;", f"listen 127.0.0.1:{port};")):
-        assert conf.count(old) == 1, old
-        conf = conf.replace(old, new)
-    (workdir / "proxy.conf").write_text(conf, "utf-8")
-    built = subprocess.run([NGINX, "-V"], capture_output=True, text=True, check=True).stderr
-    temp_paths = "\n".join(f"    {name}_temp_path {workdir / name};" for name in
-                           ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-                           if f"--without-http_{name}_module" not in built)
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    (workdir / "nginx.conf").write_text(
-        f"{user}worker_processes 1;\nevents {{ worker_connections 64; }}\n"
-        f"http {{\n    access_log off;\n{temp_paths}\n    include {workdir / 'proxy.conf'};\n}}\n", "utf-8")
-    error_log = workdir / "error.log"
-    process = subprocess.Popen(
-        [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", str(error_log),
-         "-g", f"daemon off; pid {workdir / 'nginx.pid'};"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    def server_block(port: int) -> str:
+        conf = PROXY_CONF.read_text("utf-8")
+        for old, new in (("server feedsvc:8000;", f"server 127.0.0.1:{upstream_port};"),
+                         ("listen 80;", f"listen 127.0.0.1:{port};")):
+            assert conf.count(old) == 1, old
+            conf = conf.replace(old, new)
+        return conf
 
-    def listening() -> bool:
-        if process.poll() is not None:
-            log = error_log.read_text() if error_log.exists() else ""
-            pytest.fail(f"nginx exited with {process.returncode}: {log}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(listening, 10.0, f"nginx to listen on 127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGQUIT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+    with run_nginx(workdir, server_block) as url:
+        yield url
 
 
 PASSED_THROUGH = ("ETag", "Last-Modified", "Cache-Control", "Vary", "Content-Type", "Content-Encoding", "Link")

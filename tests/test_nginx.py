@@ -8,11 +8,6 @@ content on 127.0.0.1, and every exported feed is fetched from both.
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,14 +17,13 @@ from pathlib import Path
 
 import pytest
 from conftest import WritePost
-from serving import free_port, http_get, serve, wait_until
+from serving import NGINX, http_get, run_nginx, serve
 
 from feedsvc.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CONF = ROOT / "deploy" / "nginx.conf"
 BASE_URL = "https://feeds.example.org"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else "")
 FEEDS = [f"feeds/{path}.{fmt}" for path in ("all", "category/news", "category/sport", "tag/harbour")
          for fmt in ("atom", "rss", "json")]
 
@@ -55,53 +49,11 @@ def render_server_conf(root: Path, port: int) -> str:
     return "".join(lines)
 
 
-def _missing_modules() -> set[str]:
-    """Temp-path directives nginx rejects when its module was left out of the build."""
-    built = subprocess.run([NGINX, "-V"], capture_output=True, text=True, check=True).stderr
-    return {name for name in ("proxy", "fastcgi", "uwsgi", "scgi") if f"--without-http_{name}_module" in built}
-
-
 @contextmanager
 def nginx(root: Path, workdir: Path) -> Iterator[str]:
-    """nginx in the foreground on a free 127.0.0.1 port, every path it writes under `workdir`."""
-    workdir.mkdir()
-    port = free_port()
-    (workdir / "feedsvc.conf").write_text(render_server_conf(root, port), "utf-8")
-    temp_paths = "\n".join(f"    {name}_temp_path {workdir / name};" for name in
-                           ("client_body", *sorted({"proxy", "fastcgi", "uwsgi", "scgi"} - _missing_modules())))
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers as nobody could not read a private tmp dir
-    (workdir / "nginx.conf").write_text(
-        f"{user}worker_processes 1;\nevents {{ worker_connections 64; }}\n"
-        f"http {{\n    access_log off;\n{temp_paths}\n    include {workdir / 'feedsvc.conf'};\n}}\n", "utf-8")
-    error_log, stderr = workdir / "error.log", workdir / "stderr.txt"
-    with stderr.open("wb") as errors:
-        process = subprocess.Popen(
-            [NGINX, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", str(error_log),
-             "-g", f"daemon off; pid {workdir / 'nginx.pid'};"],
-            stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
-        )
-
-    def log() -> str:
-        return "".join(f"\n--- {p.name} ---\n{p.read_text()}" for p in (stderr, error_log) if p.exists())
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"nginx exited with {process.returncode}{log()}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_until(listening, 10.0, f"nginx to listen on 127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-        assert "[emerg]" not in log() and "[alert]" not in log(), log()
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGQUIT)  # graceful: the master stops its workers
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers
-                process.wait(timeout=10)
+    """nginx serving the export at `root` with deploy/nginx.conf."""
+    with run_nginx(workdir, lambda port: render_server_conf(root, port)) as url:
+        yield url
 
 
 @pytest.fixture
