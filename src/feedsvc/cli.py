@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,12 +12,11 @@ from pathlib import Path
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.content import slug_for, to_utc
-from feedsvc.export import export_feeds, write_atomically
+from feedsvc.export import export_feeds
+from feedsvc.files import write_new
 from feedsvc.logs import configure_logging
 from feedsvc.publisher import Publisher
 from feedsvc.scan import is_post_file
-
-logger = logging.getLogger("feedsvc")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,7 +76,7 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
     snapshot = publisher.rebuild()
     try:
         written = export_feeds(publisher, args.out)
-    except OSError as exc:  # every file is either the old or the new one (export.write_atomically)
+    except OSError as exc:  # every file is either the old or the new one (files.atomic_file)
         print(f"feedsvc: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for problem in snapshot.problems:
@@ -119,7 +116,7 @@ def _new(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         path = settings.content_dir / relative
         try:
-            if _create(path, text.encode("utf-8")):
+            if write_new(path, text.encode("utf-8")):
                 print(path)
                 return 0
         except OSError as exc:
@@ -138,26 +135,3 @@ def _slugs_in(folder: Path, extensions: tuple[str, ...]) -> set[str]:
         folders[:] = [name for name in folders if not name.startswith(".")]
         taken.update(slug_for(Path(name).stem) for name in files if is_post_file(name, extensions))
     return taken
-
-
-def _create(path: Path, data: bytes) -> bool:
-    """Write a complete new file at `path`, or return False if one is there: never overwrite.
-
-    The bytes are written under a hidden name (which the scanner skips) and then hard-linked to
-    `path`, which fails if `path` exists, so a watching server never sees half a post and two
-    editors making the same post at once get two files.
-    """
-    hidden = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")  # one per call: racing editors differ
-    write_atomically(hidden, data)
-    try:
-        os.link(hidden, path)
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: check, then rename (a narrow race)
-        if path.exists():
-            return False
-        os.replace(hidden, path)
-        return True
-    finally:
-        hidden.unlink(missing_ok=True)
-    return True

@@ -9,37 +9,15 @@ never partial.
 
 from __future__ import annotations
 
-import gzip
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from feedsvc.files import write_atomically
 from feedsvc.model import FeedFormat
 from feedsvc.publisher import Publisher
+from feedsvc.render import gzip_bytes
 
 _FEED_SUFFIXES = tuple(f".{fmt.value}" for fmt in FeedFormat)
-
-
-def write_atomically(path: Path, data: bytes, *, mtime: float | None = None) -> None:
-    """Write beside the target, flush to disk, then rename over it: readers never see half a file.
-
-    `mtime` is set before the rename, so the file never shows new bytes with an old or current date.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
@@ -63,7 +41,7 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     opml = out / "feeds.opml"
     # The list has no date of its own (the server sends no Last-Modified for it): it keeps the
     # time of the build that last changed it, so a static server's validators change only then.
-    opml_gz = gzip.compress(snapshot.opml, compresslevel=6, mtime=0)  # same bytes every build
+    opml_gz = gzip_bytes(snapshot.opml)
     if not (_holds(opml, snapshot.opml) and _holds(_gz(opml), opml_gz)):
         built = (snapshot.built_at or datetime.now(UTC)).timestamp()
         write_atomically(_gz(opml), opml_gz, mtime=built)

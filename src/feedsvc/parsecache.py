@@ -7,12 +7,9 @@ damaged or outdated file is ignored and written again.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +17,7 @@ from typing import BinaryIO
 from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.content import shared_term
+from feedsvc.files import atomic_file
 from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
 
 logger = logging.getLogger(__name__)
@@ -77,7 +75,6 @@ class ParseCache:
         if self.path is None or not self.path.exists():
             return CachedState()
         state = CachedState()
-        gc.disable()  # unpickling 100,000 posts makes the collector rescan them again and again
         try:
             with open(self.path, "rb") as f:
                 if _Unpickler(f).load() != _HEADER:
@@ -91,21 +88,13 @@ class ParseCache:
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
             return CachedState()
-        finally:
-            gc.enable()
 
     def save(self, state: CachedState) -> None:
         if self.path is None:
             return
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds pickles: keep it private
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    _write(f, state)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_file(self.path, mode=0o600) as f:
+                _write(f, state)
         except (OSError, pickle.PicklingError) as exc:  # a full or read-only disk: serve on, uncached
             logger.warning("cache %s not written: %s", self.path, exc)

@@ -49,7 +49,8 @@ class Publisher:
         self.clock = clock
         self.on_change = on_change
         self.cache = ParseCache(settings)
-        cached = self.cache.load()
+        with _collector_paused():  # 100,000 unpickled posts
+            cached = self.cache.load()
         self.folder = ContentFolder(settings, seed=cached.files)
         self.bodies = Bodies(settings)
         self.snapshot = Snapshot()

@@ -35,14 +35,14 @@ Html = Callable[[Post], str]
 def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html) -> RenderedFeed:
     """Serialise one feed page; `html` turns a post into sanitised HTML with absolute URLs."""
     body = _serialise(settings, page, fmt, html)
-    return _finish(page, fmt, body, _gzip(body))
+    return _finish(page, fmt, body, gzip_bytes(body))
 
 
 def render_feeds(settings: Settings, jobs: Sequence[tuple[Page, FeedFormat]], *, html: Html) -> list[RenderedFeed]:
     """Many feeds: serialised in turn, then compressed on every core (zlib lets go of the GIL)."""
     bodies = [_serialise(settings, page, fmt, html) for page, fmt in jobs]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        zipped = list(pool.map(_gzip, bodies))
+        zipped = list(pool.map(gzip_bytes, bodies))
     return [_finish(page, fmt, body, gz) for (page, fmt), body, gz in zip(jobs, bodies, zipped, strict=True)]
 
 
@@ -53,7 +53,7 @@ def _serialise(settings: Settings, page: Page, fmt: FeedFormat, html: Html) -> b
         return _render_xml(settings, page, fmt, _updated(page), html)
 
 
-def _gzip(body: bytes) -> bytes:
+def gzip_bytes(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: the same bytes every time
 
 
