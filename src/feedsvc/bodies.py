@@ -6,9 +6,8 @@ only the few hundred in feeds are ever shown. Each is rendered once per file ver
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
-from collections import OrderedDict
 
 from feedsvc.config import Settings
 from feedsvc.content import read_body
@@ -22,21 +21,14 @@ class Bodies:
     def __init__(self, settings: Settings) -> None:
         self.root = settings.content_dir
         self.max_bytes = settings.max_post_bytes
-        self._html: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._render = functools.lru_cache(maxsize=_CACHE_SIZE)(self._render_file)
 
     def html(self, post: Post) -> str:
-        key = (post.source, post.revision)
-        with self._lock:
-            if (found := self._html.get(key)) is not None:
-                self._html.move_to_end(key)
-                return found
-        html = render_markdown(read_body(self._read(post.source)), post.url)
-        with self._lock:
-            self._html[key] = html
-            while len(self._html) > _CACHE_SIZE:
-                self._html.popitem(last=False)
-        return html
+        return self._render(post.source, post.revision, post.url)
+
+    def _render_file(self, source: str, revision: str, url: str) -> str:
+        """`revision` is only part of the cache key: a new file version renders anew."""
+        return render_markdown(read_body(self._read(source)), url)
 
     def _read(self, source: str) -> bytes:
         try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -60,8 +60,7 @@ class Publisher:
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._future_due: datetime | None = None  # when the earliest future-dated post goes live
-        self._pages: OrderedDict[tuple[Page, FeedFormat], RenderedFeed] = OrderedDict()
-        self._pages_lock = threading.Lock()
+        self._render_page = functools.lru_cache(maxsize=_PAGE_CACHE_SIZE)(self._render_one)
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), publish, swap in the new Snapshot."""
@@ -125,19 +124,11 @@ class Publisher:
         if listing is None:
             return None
         page = self._paginate(listing, fmt, before=before, limit=limit)
-        if page is None:
-            return None
-        key = (page, fmt)
-        with self._pages_lock:
-            if (feed := self._pages.get(key)) is not None:
-                self._pages.move_to_end(key)
-                return feed
-        feed = render_feed(self.settings, page, fmt, html=self.bodies.html)
-        with self._pages_lock:
-            self._pages[key] = feed
-            while len(self._pages) > _PAGE_CACHE_SIZE:
-                self._pages.popitem(last=False)
-        return feed
+        return None if page is None else self._render_page(page, fmt)
+
+    def _render_one(self, page: Page, fmt: FeedFormat) -> RenderedFeed:
+        """Cached by what the page holds, so an unchanged page is not rendered again after a rebuild."""
+        return render_feed(self.settings, page, fmt, html=self.bodies.html)
 
     def link_header(self, channel: Channel, fmt: FeedFormat) -> str | None:
         """The `Link:` header of a feed: its WebSub hubs and itself, when hubs are configured."""
