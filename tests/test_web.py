@@ -87,3 +87,12 @@ def test_missing_folder_degrades_but_keeps_serving(posts: None, content_dir, cli
     assert client.get("/healthz").json["status"] == "degraded"
     assert client.get("/feeds/all.atom").status_code == 200
     assert b"Second" in client.get("/feeds/all.atom").data
+
+
+def test_opml_revalidates_by_etag_only(posts: None, client: FlaskClient) -> None:
+    """It sends no Last-Modified, so a date cannot make it 304 (a client would never see a new list)."""
+    first = client.get("/feeds.opml")
+    assert "Last-Modified" not in first.headers
+    far_future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    assert client.get("/feeds.opml", headers={"If-Modified-Since": far_future}).status_code == 200
+    assert client.get("/feeds.opml", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304

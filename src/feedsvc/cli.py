@@ -92,7 +92,7 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     publisher.persist()
     for problem in snapshot.problems:
         print(problem)
-    print(f"{snapshot.post_count} posts, {len(snapshot.feeds)} feeds, {len(snapshot.problems)} problems",
+    print(f"{snapshot.post_count} posts, {snapshot.feed_count} feeds, {len(snapshot.problems)} problems",
           file=sys.stderr)
     return 1 if snapshot.problems else 0
 

@@ -70,7 +70,7 @@ class _SnapshotCollector:
         yield GaugeMetricFamily("feedsvc_posts", "Published posts.", value=snapshot.post_count)
         yield GaugeMetricFamily("feedsvc_problems", "Files that could not be used.", value=len(snapshot.problems))
         yield GaugeMetricFamily("feedsvc_feeds", "Feeds served (channels times formats).",
-                                value=len(snapshot.listings) * 3)
+                                value=snapshot.feed_count)
         yield GaugeMetricFamily("feedsvc_http_not_modified_ratio", "Share of feed requests answered 304.",
                                 value=self._metrics.not_modified_ratio())
         notifier = self._websub()

@@ -177,3 +177,8 @@ class Snapshot:
     build_seconds: float = 0.0
     post_count: int = 0
     status: str = "starting"  # "ok", or "degraded" while the content folder is unreadable
+
+    @property
+    def feed_count(self) -> int:
+        """Every channel in every format (tag and author feeds are rendered on request, but exist)."""
+        return len(self.listings) * len(FeedFormat)

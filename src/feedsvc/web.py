@@ -12,7 +12,8 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from feedsvc.httpcache import feed_response, is_not_modified
+from feedsvc.fastpath import answer
+from feedsvc.httpcache import is_not_modified
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import ChannelSummary, FeedFormat, Snapshot
 from feedsvc.publisher import Publisher
@@ -62,14 +63,7 @@ def feed(name: str) -> Response | str:
     found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
     if found is None:
         abort(404)
-    status, headers, body = feed_response(
-        found,
-        accept_encoding=request.headers.get("Accept-Encoding"),
-        if_none_match=request.headers.get("If-None-Match"),
-        if_modified_since=request.headers.get("If-Modified-Since"),
-        max_age=publisher.settings.cache_max_age,
-        links=publisher.link_header(found.channel, fmt),
-    )
+    status, headers, body = answer(publisher, found, request.environ)
     return _NotModified(status=304, headers=headers) if status == 304 else Response(body, status, headers)
 
 
@@ -99,9 +93,9 @@ def _preview(path: str) -> str:
 def opml() -> Response:
     snapshot = _publisher().snapshot
     headers = {"ETag": snapshot.opml_etag, "Cache-Control": f"public, max-age={_publisher().settings.cache_max_age}"}
-    if is_not_modified(snapshot.opml_etag, snapshot.built_at or EPOCH,
-                       if_none_match=request.headers.get("If-None-Match"),
-                       if_modified_since=request.headers.get("If-Modified-Since")):
+    # It sends no Last-Modified (the list has no date of its own), so only its ETag can match.
+    if is_not_modified(snapshot.opml_etag, EPOCH, if_none_match=request.headers.get("If-None-Match"),
+                       if_modified_since=None):
         return Response(status=304, headers=headers)
     return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers=headers)
 
@@ -134,7 +128,7 @@ def healthz() -> tuple[Response, int]:
     body = {
         "status": snapshot.status,
         "posts": snapshot.post_count,
-        "feeds": len(snapshot.listings) * len(FeedFormat),
+        "feeds": snapshot.feed_count,
         "last_build": snapshot.built_at.isoformat() if snapshot.built_at else None,
         "last_build_seconds": round(snapshot.build_seconds, 4),
         "problems": [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems],
@@ -161,8 +155,13 @@ def unexpected(error: Exception) -> Response | HTTPException:
 
 
 @blueprint.after_app_request
-def security_headers(response: Response) -> Response:
+def count(response: Response) -> Response:
     current_app.extensions["feedsvc.metrics"].observe(_route(), response.status_code, response.content_length or 0)
+    return response
+
+
+@blueprint.after_app_request
+def security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = _CSP
