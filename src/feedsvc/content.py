@@ -43,11 +43,12 @@ class _Loader(yaml.CSafeLoader):
 
 
 class PostError(ValueError):
-    """A reason a post cannot be used, with the line it was found on when known."""
+    """A reason a post cannot be used, with the line it was found on, or the key to find it by."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, line: int | None = None, *, key: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
         self.line = line
+        self.key = key
 
 
 def clean_text(text: str) -> str:
@@ -133,18 +134,15 @@ def read_body(data: bytes) -> str:
 
 
 def _line_of(data: bytes, exc: PostError) -> int | None:
-    key = getattr(exc, "key", None)
-    if not key:
+    if not exc.key:
         return None
-    pattern = re.compile(rb"^\s*" + re.escape(key.encode()) + rb"\s*:", re.MULTILINE)
+    pattern = re.compile(rb"^\s*" + re.escape(exc.key.encode()) + rb"\s*:", re.MULTILINE)
     match = pattern.search(data)
     return data.count(b"\n", 0, match.start()) + 1 if match else None
 
 
 def _field(key: str, message: str) -> PostError:
-    exc = PostError(f"{key}: {message}")
-    exc.key = key  # type: ignore[attr-defined]  # _line_of finds the line from the key
-    return exc
+    return PostError(message, key=key)
 
 
 def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revision: str) -> Post:
@@ -247,17 +245,17 @@ def _authors(value: object) -> tuple[Author, ...]:
     items = value if isinstance(value, list) else [value]
     authors = []
     for item in items:
-        if isinstance(item, str) and clean_text(item).strip():
-            authors.append(Author(name=clean_text(item).strip()))
-        elif isinstance(item, dict) and isinstance(item.get("name"), str) and clean_text(item["name"]).strip():
-            email, uri = item.get("email"), item.get("uri") or item.get("url")
-            authors.append(Author(
-                name=clean_text(item["name"]).strip(),
-                email=email.strip() if isinstance(email, str) and _EMAIL.fullmatch(email.strip()) else None,
-                uri=uri.strip() if isinstance(uri, str) and _is_web_url(uri.strip()) else None,
-            ))
-        else:
+        fields: dict[str, Any] = item if isinstance(item, dict) else {"name": item}
+        raw = fields.get("name")
+        name = clean_text(raw).strip() if isinstance(raw, str) else ""
+        if not name:
             raise _field("author", "must be a name, or name/email/uri, or a list of them")
+        email, uri = fields.get("email"), fields.get("uri") or fields.get("url")
+        authors.append(Author(
+            name=name,
+            email=email.strip() if isinstance(email, str) and _EMAIL.fullmatch(email.strip()) else None,
+            uri=uri.strip() if isinstance(uri, str) and _is_web_url(uri.strip()) else None,
+        ))
     return tuple(authors)
 
 

@@ -1,8 +1,9 @@
 """The content folder as a set of posts, re-reading only the files whose stat changed.
 
-Walks the folder, skips editor temp files and anything a symlink would take outside it, and
-keeps each post's last good version while its file is broken (a half-saved edit must not
-make the post vanish from feeds).
+Walks the folder (or, after a file event, just the paths it names), skips editor temp files
+and anything a symlink would take outside it, trusts what a previous run read while the stat
+matches, parses many files on every core, and keeps each post's last good version while its
+file is broken or still being written (a half-saved edit must not make a post vanish).
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ class ContentFolder:
                 self._walk_into(path, found, problems)
             elif os.path.lexists(path) and is_post_file(os.path.basename(path), self.settings.extensions):
                 self._stat(path, found, problems, symlink=os.path.islink(path))
-            gone |= {s for s in self._entries if (s == source or s.startswith(below)) and s not in found}
+            if source in self._entries and source not in found:
+                gone.add(source)
+            if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
+                gone |= {s for s in self._entries if s.startswith(below) and s not in found}
             self._walk_problems.update((p.path, p) for p in problems)
         return found, gone
 
