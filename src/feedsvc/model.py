@@ -122,11 +122,10 @@ class PageLinks:
 
 @dataclass(**_FROZEN)
 class Page:
-    """What one feed document holds: a channel's posts from `start`, and its links."""
+    """What one feed document holds: some of a channel's posts, and its links."""
 
     channel: Channel
     posts: tuple[Post, ...]
-    start: int
     links: PageLinks
     hubs: tuple[str, ...] = ()
 
@@ -142,7 +141,6 @@ class RenderedFeed:
     gzip_body: bytes
     gzip_etag: str
     last_modified: datetime
-    entry_count: int
 
 
 @dataclass(**_FROZEN)

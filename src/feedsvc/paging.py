@@ -59,4 +59,4 @@ def paginate(channel: Channel, posts: Sequence[Post], *, before: str | None, lim
         previous=at(start - limit) if start > 0 else None,
         last=at(last_start),
     )
-    return Page(channel=channel, posts=tuple(posts[start:end]), start=start, links=links, hubs=hubs)
+    return Page(channel=channel, posts=tuple(posts[start:end]), links=links, hubs=hubs)

@@ -71,7 +71,6 @@ def _finish(page: Page, fmt: FeedFormat, body: bytes, gzip_body: bytes) -> Rende
         gzip_body=gzip_body,
         gzip_etag=f'"{digest}-gzip"',
         last_modified=_updated(page),
-        entry_count=len(page.posts),
     )
 
 

@@ -79,6 +79,11 @@ class RebuildSchedule:
             due = self._rebuild(paths)
         except Exception:  # APScheduler would swallow it; say it once with the traceback
             logger.exception("rebuild failed; serving the previous feeds")
+            with self._asked:  # what it was asked to look at is looked at again next time
+                if paths is None:
+                    self._full = True
+                else:
+                    self._paths |= paths
             return
         if due is not None:
             self._at(due, job_id="due")
