@@ -142,6 +142,12 @@ def test_unchanged_restart_renders_nothing(posts: list[Path], cached_settings: S
     monkeypatch.setattr(publisher_module, "render_feeds",
                         lambda settings, jobs, **kw: rendered.append(len(jobs)) or real(settings, jobs, **kw))
     reads = count_reads(monkeypatch)
-    after = Publisher(cached_settings).rebuild().feeds
+    assert cached_settings.cache_folder is not None
+    [cache_file] = cached_settings.cache_folder.iterdir()
+    written = cache_file.stat().st_mtime_ns
+    second = Publisher(cached_settings)
+    after = second.rebuild().feeds
+    second.persist()
     assert reads == [] and rendered == [0]
+    assert cache_file.stat().st_mtime_ns == written, "nothing changed, so nothing is written again"
     assert {k: v.body for k, v in after.items()} == {k: v.body for k, v in before.items()}

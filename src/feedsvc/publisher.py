@@ -82,7 +82,7 @@ class Publisher:
             self._log(old, snapshot, changed=scan.changed)
             if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
                 self.on_change(urls)
-            self._dirty |= bool(scan.changed) or old.built_at is None
+            self._dirty |= bool(scan.changed)  # a restart that read everything from the cache has nothing to write
             return snapshot
 
     def _nothing_to_publish(self, old: Snapshot, scan: ScanResult, now: datetime) -> bool:
