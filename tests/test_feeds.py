@@ -49,7 +49,10 @@ def test_entries_carry_what_a_reader_shows(newsroom: None, client: FlaskClient) 
         html = entry.content[0]
         assert html.type == "text/html"
         assert "<h2>Timetable</h2>" in html.value and "<em>every</em>" in html.value
-        assert entry.media_content[0]["url"] == "https://img.example.org/ferry.jpg"
+        # The image is in the content, which every reader shows, once; Media RSS has only the list-view thumbnail.
+        assert html.value.count("https://img.example.org/ferry.jpg") == 1
+        assert html.value.startswith("<p><img ") and html.value.index("ferry.jpg") < html.value.index("<h2>")
+        assert "media_content" not in entry
         assert entry.media_thumbnail[0]["url"] == "https://img.example.org/ferry.jpg"
         assert {t.term for t in entry.tags} == {"latest", "news"}
         assert entry.published_parsed[:6] == (2025, 1, 10, 8, 0, 0)
@@ -66,18 +69,24 @@ def test_dates_carry_time_zones(newsroom: None, client: FlaskClient) -> None:
         assert text.endswith("+0000"), text
 
 
-def test_feed_updated_is_newest_entry_not_build_time(newsroom: None, client: FlaskClient) -> None:
-    atom = parse(client.get("/feeds/all.atom"))
-    assert atom.feed.updated == "2025-01-12T08:30:00+00:00"
+def test_feed_updated_is_when_its_files_changed_never_later_than_now(newsroom: None, client: FlaskClient) -> None:
+    # A feed is dated when its files last changed (see test_stamps); these were written after the app's
+    # clock (NOW), and a feed is never dated in the future: NOW it is, in the header and the document alike.
+    response = client.get("/feeds/all.atom")
+    assert parse(response).feed.updated == "2026-01-15T12:00:00+00:00"
+    assert response.last_modified == NOW
     response = client.get("/feeds/category/news.rss")
-    assert parse(response).feed.updated == "Fri, 10 Jan 2025 08:00:00 +0000"
-    assert response.last_modified == datetime(2025, 1, 10, 8, 0, tzinfo=UTC)
+    assert parse(response).feed.updated == "Thu, 15 Jan 2026 12:00:00 +0000"
+    assert response.last_modified == NOW
 
 
 def test_authors(newsroom: None, client: FlaskClient) -> None:
     atom = parse(client.get("/feeds/all.atom"))
     assert atom.feed.author == "Example Newsroom"
     assert atom.entries[0].author == "Sam Rivera"
+    for fmt in ("atom", "rss"):  # one author element per format, so readers list the author once
+        entry = parse(client.get(f"/feeds/all.{fmt}")).entries[0]
+        assert [a.get("name") for a in entry.authors] == ["Sam Rivera"], fmt
     rss = parse(client.get("/feeds/all.rss"))
     assert rss.entries[0].author == "Sam Rivera"  # dc:creator
 
@@ -183,7 +192,9 @@ def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost,
 
 
 def test_same_content_same_bytes(newsroom: None, make_app: Callable[..., Flask]) -> None:
-    first, second = make_app().test_client(), make_app(now=datetime(2030, 1, 1, tzinfo=UTC)).test_client()
+    # Built at different times (clocks after the files were written, as real ones are): the same bytes.
+    first = make_app(now=datetime.now(UTC)).test_client()
+    second = make_app(now=datetime(2030, 1, 1, tzinfo=UTC)).test_client()
     for path in ("/feeds/all.atom", "/feeds/all.rss", "/feeds/category/news.atom"):
         a, b = first.get(path), second.get(path)
         assert a.data == b.data

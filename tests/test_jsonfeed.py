@@ -109,7 +109,7 @@ def test_same_entries_as_atom(newsroom: None, client: FlaskClient, channel: str)
             assert item["summary"] == entry.summary
         else:
             assert "summary" not in item
-        assert item.get("image") == (entry.media_content[0]["url"] if "media_content" in entry else None)
+        assert item.get("image") == (entry.media_thumbnail[0]["url"] if "media_thumbnail" in entry else None)
         assert item.get("tags", []) == [tag.term for tag in entry.get("tags", [])]
         atom_authors = list(dict.fromkeys(author["name"] for author in entry.get("authors", []) if author))
         assert [author["name"] for author in item.get("authors", [])] == atom_authors

@@ -65,6 +65,7 @@ class Hub:
         self.always_fail = False
         self.delay = 0.0  # seconds to wait before answering, cut short by `release`
         self.garbage = False  # answer with something that is not HTTP at all
+        self.script: list[tuple[int, str | None]] = []  # (status, Retry-After) for the next requests, in order
         self.release = threading.Event()
         self._received: list[Received] = []
         self._lock = threading.Lock()
@@ -101,8 +102,12 @@ class Hub:
                     self.wfile.write(b"GARBAGE\r\n\r\n")
                     self.close_connection = True
                     return
-                status = 500 if hub.always_fail or number <= hub.fail_first else hub.status
+                status, retry_after = 500 if hub.always_fail or number <= hub.fail_first else hub.status, None
+                if number <= len(hub.script):
+                    status, retry_after = hub.script[number - 1]
                 self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -177,8 +182,9 @@ def test_notify_posts_one_publish_form_per_feed(hub: Hub) -> None:
         notifier.stop()
 
     received = hub.received()
-    assert [r.form for r in received] == [{"hub.mode": ["publish"], "hub.url": [URL1]},
-                                          {"hub.mode": ["publish"], "hub.url": [URL2]}]
+    # hub.topic for hubs that read it (flask-websub, WebSub.rocks), hub.url for those that read that one.
+    assert [r.form for r in received] == [{"hub.mode": ["publish"], "hub.topic": [URL1], "hub.url": [URL1]},
+                                          {"hub.mode": ["publish"], "hub.topic": [URL2], "hub.url": [URL2]}]
     assert {r.path for r in received} == {"/hub"}
     assert {r.content_type for r in received} == {"application/x-www-form-urlencoded"}
     assert all((r.user_agent or "").startswith("feedsvc/") for r in received)
@@ -195,6 +201,36 @@ def test_every_hub_hears_of_every_feed(hub: Hub, notifiers: Callable[..., WebSub
     assert Counter((r.path, r.form["hub.url"][0]) for r in hub.received()) == {
         ("/hub", URL1): 1, ("/hub", URL2): 1, ("/other-hub", URL1): 1, ("/other-hub", URL2): 1}
     assert notifier.outcomes.by_hub == {hub.url: "ok", second_hub: "ok"}
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 410, 422])
+def test_a_refusal_is_final_not_retried(hub: Hub, notifiers: Callable[..., WebSubNotifier], status: int) -> None:
+    hub.status = status
+    notifier = notifiers([hub.url], attempts=4, backoff=0.01)
+    notifier.notify([URL1])
+    wait_until(lambda: notifier.outcomes.failed == 1, 5.0, "the notifier to give up at once")
+    settle(hub, quiet=0.2)
+    assert len(hub.received()) == 1
+    assert (notifier.outcomes.retried, notifier.pending) == (0, 0)
+    assert f"HTTP {status}" in (notifier.outcomes.last_error or "")
+
+
+def test_too_many_requests_waits_as_the_hub_says(hub: Hub, notifiers: Callable[..., WebSubNotifier]) -> None:
+    hub.script = [(429, "1"), (503, "1")]
+    notifier = notifiers([hub.url], attempts=4, backoff=0.01)
+    notifier.notify([URL1])
+    wait_until(lambda: notifier.outcomes.sent == 1, 10.0, "the publish to go through after the waits")
+    first, second, third = (r.at for r in hub.received())
+    assert second - first >= 0.95 and third - second >= 0.95  # Retry-After: 1, not the 0.01 s backoff
+
+
+def test_health_shows_the_state_now_not_a_past_error(hub: Hub, notifiers: Callable[..., WebSubNotifier]) -> None:
+    hub.fail_first = 1
+    notifier = notifiers([hub.url], attempts=3, backoff=0.01)
+    notifier.notify([URL1])
+    wait_until(lambda: notifier.outcomes.sent == 1, 5.0, "the retry to succeed")
+    assert notifier.outcomes.retried == 1
+    assert (notifier.outcomes.last_error, notifier.outcomes.by_hub) == (None, {hub.url: "ok"})
 
 
 def test_failed_publish_is_retried_with_growing_backoff(hub: Hub, notifiers: Callable[..., WebSubNotifier]) -> None:

@@ -11,7 +11,7 @@ import os
 
 from feedsvc.config import Settings
 from feedsvc.content import read_body
-from feedsvc.markup import render_markdown
+from feedsvc.markup import render_markdown, with_lead_image
 from feedsvc.model import Post
 
 _CACHE_SIZE = 4096  # more than the distinct entries of all prebuilt feeds together
@@ -24,11 +24,12 @@ class Bodies:
         self._render = functools.lru_cache(maxsize=_CACHE_SIZE)(self._render_file)
 
     def html(self, post: Post) -> str:
-        return self._render(post.source, post.revision, post.url)
+        """The post as readers show it: its lead image (if any) first, then the body (or else the summary)."""
+        return self._render(post.source, post.revision, post.url, post.image, post.summary)
 
-    def _render_file(self, source: str, revision: str, url: str) -> str:
+    def _render_file(self, source: str, revision: str, url: str, image: str | None, summary: str) -> str:
         """`revision` is only part of the cache key: a new file version renders anew."""
-        return render_markdown(read_body(self._read(source)), url)
+        return with_lead_image(render_markdown(read_body(self._read(source)), url), image, summary)
 
     def _read(self, source: str) -> bytes:
         try:

@@ -19,7 +19,7 @@ from frontmatter.default_handlers import YAMLHandler
 from slugify import slugify
 
 from feedsvc.config import Settings
-from feedsvc.model import Author, Post, Problem, Term
+from feedsvc.model import EPOCH, Author, Post, Problem, Term
 
 # XML 1.0 forbids these; one of them anywhere makes feedgen fail the whole feed.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
@@ -111,7 +111,8 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     return meta, body
 
 
-def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "") -> Post | Problem:
+def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "",
+              modified: datetime = EPOCH) -> Post | Problem:
     """Parse one file's bytes; `source` is its path relative to the content folder.
 
     The body is checked (it must decode) but not kept: only posts that reach a feed need it,
@@ -119,7 +120,7 @@ def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "
     """
     try:
         meta, _ = split_front_matter(decode(data))
-        return _build_post(source, meta, settings, revision)
+        return _build_post(source, meta, settings, revision, modified)
     except PostError as exc:
         return Problem(path=source, line=exc.line or _line_of(data, exc), message=str(exc))
 
@@ -145,7 +146,7 @@ def _field(key: str, message: str) -> PostError:
     return PostError(message, key=key)
 
 
-def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revision: str) -> Post:
+def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revision: str, modified: datetime) -> Post:
     title = _text(meta, "title", required=True)
     published = _date(meta, "date", settings)
     if published is None:
@@ -164,6 +165,7 @@ def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revisi
         updated=max(updated, published),
         summary=_text(meta, "description") or _text(meta, "summary"),
         revision=revision,
+        modified=modified,
         categories=_terms(meta, "categories") or _terms(meta, "category"),
         tags=_terms(meta, "tags"),
         authors=_authors(meta.get("author", meta.get("authors"))),

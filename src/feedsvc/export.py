@@ -3,8 +3,9 @@
 Beside each document goes `<name>.gz`, the very bytes the server sends to gzip clients, so a static
 server (nginx `gzip_static`, see deploy/nginx.conf) never compresses on the fly and sends the same
 body. A feed's files carry its Last-Modified as their mtime, because a static server takes
-Last-Modified (and nginx its ETag) from the mtime. Each file is replaced atomically: old or new,
-never partial.
+Last-Modified (and nginx its ETag, "mtime-size") from the mtime: a document whose bytes change
+gets a later mtime, always, so neither validator can hide the change. Each file is replaced
+atomically: old or new, never partial.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feedsvc.files import write_atomically
-from feedsvc.model import FeedFormat
+from feedsvc.model import FeedFormat, RenderedFeed
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
 
@@ -26,27 +27,61 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
 
     Feeds of earlier builds that the content no longer has are removed, as the server would 404.
     """
+    if floors := _dated_too_early(publisher, out):  # an earlier export whose stamps this run does not know
+        publisher.date_after(floors)
     snapshot = publisher.snapshot
     written = []
     for path in sorted(snapshot.listings):
         for fmt in FeedFormat:
-            feed = publisher.page(path, fmt, snapshot=snapshot)
-            assert feed is not None  # every listing has a first page
-            target = out / "feeds" / f"{path}.{fmt.value}"
-            mtime = feed.last_modified.timestamp()
-            write_atomically(_gz(target), feed.gzip_body, mtime=mtime)
-            write_atomically(target, feed.body, mtime=mtime)
+            feed = _feed(publisher, path, fmt)
+            target = _target(out, path, fmt)
+            if not (_holds(target, feed.body) and _holds(_gz(target), feed.gzip_body)):
+                mtime = feed.last_modified.timestamp()
+                write_atomically(_gz(target), feed.gzip_body, mtime=mtime)
+                write_atomically(target, feed.body, mtime=mtime)
             written.append(target)
     _remove_stale(out / "feeds", keep=set(written))
-    opml = out / "feeds.opml"
-    # The list has no date of its own (the server sends no Last-Modified for it): it keeps the
-    # time of the build that last changed it, so a static server's validators change only then.
-    opml_gz = gzip_bytes(snapshot.opml)
-    if not (_holds(opml, snapshot.opml) and _holds(_gz(opml), opml_gz)):
-        built = (snapshot.built_at or datetime.now(UTC)).timestamp()
-        write_atomically(_gz(opml), opml_gz, mtime=built)
-        write_atomically(opml, snapshot.opml, mtime=built)
-    return [*written, opml]
+    return [*written, _write_opml(snapshot.opml, out / "feeds.opml")]
+
+
+def _dated_too_early(publisher: Publisher, out: Path) -> dict[str, datetime]:
+    """Channels with a document whose bytes differ from the file there, though not dated after it."""
+    floors: dict[str, datetime] = {}
+    for path in publisher.snapshot.listings:
+        for fmt in FeedFormat:
+            feed, target = _feed(publisher, path, fmt), _target(out, path, fmt)
+            try:
+                written_at = datetime.fromtimestamp(int(target.stat().st_mtime), UTC)
+            except OSError:
+                continue
+            if written_at >= feed.last_modified and not _holds(target, feed.body):
+                floors[path] = max(written_at, floors.get(path, written_at))
+    return floors
+
+
+def _feed(publisher: Publisher, path: str, fmt: FeedFormat) -> RenderedFeed:
+    feed = publisher.page(path, fmt)
+    assert feed is not None  # every listing has a first page
+    return feed
+
+
+def _target(out: Path, path: str, fmt: FeedFormat) -> Path:
+    return out / "feeds" / f"{path}.{fmt.value}"
+
+
+def _write_opml(opml: bytes, target: Path) -> Path:
+    """The list has no date of its own (the server sends no Last-Modified for it): its files are
+    dated when it changes, after any earlier version, so a static server's validators move too."""
+    opml_gz = gzip_bytes(opml)
+    if not (_holds(target, opml) and _holds(_gz(target), opml_gz)):
+        try:
+            earlier = int(target.stat().st_mtime)
+        except OSError:
+            earlier = 0
+        mtime = max(int(datetime.now(UTC).timestamp()), earlier + 1)
+        write_atomically(_gz(target), opml_gz, mtime=mtime)
+        write_atomically(target, opml, mtime=mtime)
+    return target
 
 
 def _gz(path: Path) -> Path:

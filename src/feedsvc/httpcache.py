@@ -45,7 +45,7 @@ def feed_response(feed: RenderedFeed, *, accept_encoding: str | None, if_none_ma
     headers: Headers = [
         ("ETag", etag),
         ("Last-Modified", http_date(feed.last_modified)),
-        ("Cache-Control", f"public, max-age={max_age}"),
+        ("Cache-Control", f"max-age={max_age}"),  # `public` adds nothing without Authorization (RFC 9111 3.5)
         ("Vary", "Accept-Encoding"),
         ("X-Content-Type-Options", "nosniff"),
     ]

@@ -8,6 +8,7 @@ readers and feed-to-email services ignore xml:base.
 
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import urljoin
 
 import cmarkgfm
@@ -35,6 +36,18 @@ def render_markdown(text: str, base_url: str) -> str:
     # GitHub's tagfilter would show <script> as visible text; nh3 removes it (and its content) instead.
     html = cmarkgfm.markdown_to_html_with_extensions(text, options=_OPTIONS, extensions=_EXTENSIONS)
     return sanitize(html, base_url)
+
+
+def with_lead_image(html: str, image: str | None, summary: str) -> str:
+    """The post's `image` at the top of its content, unless the body shows it already.
+
+    Most readers (NetNewsWire, newsboat, sfeed, rss2email, the `reader` library) show only the
+    content, never Media RSS; a content of just the image would hide the summary, so it follows.
+    """
+    if not image or image in html or escape(image) in html:
+        return html
+    lead = f'<p><img src="{escape(image)}" alt=""></p>'
+    return lead + (html or (f"<p>{escape(summary)}</p>" if summary else ""))
 
 
 def sanitize(html: str, base_url: str) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 _FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the time of "never": a feed with no entries, a file of unknown age
 
 
 def _positional(cls: type) -> type:
@@ -56,6 +57,7 @@ class Post:
     updated: datetime
     summary: str = ""
     revision: str = ""  # the file version it was read from; the body is read again from there when needed
+    modified: datetime = EPOCH  # when its file last changed: an edit that keeps `updated` still dates feeds anew
     categories: tuple[Term, ...] = ()
     tags: tuple[Term, ...] = ()
     authors: tuple[Author, ...] = ()
@@ -166,6 +168,7 @@ class Snapshot:
 
     feeds: Mapping[str, RenderedFeed] = field(default_factory=dict)  # "category/news.atom" -> feed
     listings: Mapping[str, Listing] = field(default_factory=dict)  # "tag/x" -> the channel and all its posts
+    stamps: Mapping[str, datetime] = field(default_factory=dict)  # "tag/x" -> when its documents last changed
     channels: tuple[ChannelSummary, ...] = ()  # every channel, all posts first
     opml: bytes = b""
     opml_etag: str = '""'

@@ -7,7 +7,7 @@ from xml.etree import ElementTree as ET
 
 from feedsvc.config import Settings
 from feedsvc.model import Channel, FeedFormat
-from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
+from feedsvc.urls import feed_title, feed_url, preview_url
 
 _FOLDERS = {"category": "Categories", "tag": "Tags", "author": "Authors"}
 
@@ -17,8 +17,8 @@ def render_opml(settings: Settings, channels: Iterable[Channel]) -> bytes:
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = f"{settings.site_title} feeds"
     ET.SubElement(head, "ownerName").text = settings.author
-    ET.SubElement(head, "docs").text = "https://opml.org/spec2.opml"
-    ET.SubElement(head, "urlPublic").text = opml_url(settings)
+    # Nothing else in the head: `urlPublic` is not OPML 2.0, and the W3C validator's OPML rules also
+    # reject `docs`; readers import the outlines alone.
     body = ET.SubElement(root, "body")
     folders: dict[str, ET.Element] = {}
     for channel in channels:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import pickle
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,14 +23,15 @@ from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
 
 logger = logging.getLogger(__name__)
 
-Signature = tuple[int, int, int]
+Signature = tuple[int, int, int, int]
 
 
 @dataclass(slots=True)
 class CachedState:
     # source -> (stat signature, last good post, current problem)
     files: dict[str, tuple[Signature, Post | None, Problem | None]] = field(default_factory=dict)
-    feeds: dict[tuple[Page, FeedFormat], RenderedFeed] = field(default_factory=dict)
+    feeds: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = field(default_factory=dict)
+    stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
 
 
 def cache_file(settings: Settings) -> Path | None:
@@ -40,7 +42,7 @@ def cache_file(settings: Settings) -> Path | None:
     return settings.cache_folder / f"state-{hashlib.sha256(shape.encode()).hexdigest()[:16]}.pickle"
 
 
-_HEADER = ("feedsvc-cache", __version__)
+_HEADER = ("feedsvc-cache", __version__, 2)  # the last number: this file's layout
 _END = None
 _CHUNK = 5000  # posts per pickle: each pickler remembers every object it wrote, so keep them small
 
@@ -64,6 +66,7 @@ def _write(f: BinaryIO, state: CachedState) -> None:
     for start in range(0, len(files), _CHUNK):
         _Pickler(f, protocol).dump(files[start:start + _CHUNK])
     _Pickler(f, protocol).dump(state.feeds)
+    _Pickler(f, protocol).dump(state.stamps)
     _Pickler(f, protocol).dump(_END)
 
 
@@ -79,11 +82,12 @@ class ParseCache:
             with open(self.path, "rb") as f:
                 if _Unpickler(f).load() != _HEADER:
                     raise ValueError("not a feedsvc cache of this version")
-                while (part := _Unpickler(f).load()) is not _END:
-                    if isinstance(part, dict):
-                        state.feeds.update(part)
-                    else:
-                        state.files.update((source, rest) for source, *rest in part)
+                while isinstance(part := _Unpickler(f).load(), list):
+                    state.files.update((source, rest) for source, *rest in part)
+                state.feeds = part
+                state.stamps = _Unpickler(f).load()
+                if _Unpickler(f).load() is not _END:
+                    raise ValueError("cache file does not end where it should")
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)

@@ -21,12 +21,13 @@ from datetime import UTC, datetime, timedelta
 from feedsvc.bodies import Bodies
 from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
-from feedsvc.model import Channel, ChannelSummary, FeedFormat, Listing, Page, RenderedFeed, Snapshot
+from feedsvc.model import EPOCH, Channel, ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder, ScanResult
+from feedsvc.stamps import SECOND, Stamp, fingerprints, restamp, whole_seconds
 from feedsvc.urls import feed_url
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ class Publisher:
         self.snapshot = Snapshot()
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self._lock = threading.Lock()  # one rebuild at a time
-        self._prebuilt: dict[tuple[Page, FeedFormat], RenderedFeed] = cached.feeds
+        self._prebuilt: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = cached.feeds
+        self._stamps: dict[str, Stamp] = {}  # channel path -> when its documents last changed
+        self._cached_stamps = cached.stamps  # path -> (fingerprint, time): the stamps of the last run
+        self._floors: dict[str, datetime] = {}  # path -> a time the next stamp must be after (see date_after)
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._future_due: datetime | None = None  # when the earliest future-dated post goes live
@@ -74,6 +78,7 @@ class Publisher:
             else:
                 catalog = build_catalog(scan.posts, now=now)
                 self._future_due = catalog.next_due
+                self._restamp(catalog, scan, now)
                 snapshot = self._publish(scan, catalog, now, started)
             self.snapshot = snapshot
             self.builds = (self.builds[0] + 1, self.builds[1] + snapshot.build_seconds)
@@ -85,16 +90,57 @@ class Publisher:
             self._dirty |= bool(scan.changed)  # a restart that read everything from the cache has nothing to write
             return snapshot
 
+    def date_after(self, floors: dict[str, datetime]) -> Snapshot:
+        """Publish again with these channels dated after the given times.
+
+        For `build`, whose earlier files may come from a run whose stamps were not cached: a
+        document whose bytes differ from the file there must be dated after that file.
+        """
+        self._floors = dict(floors)
+        return self.rebuild(paths=())
+
     def _nothing_to_publish(self, old: Snapshot, scan: ScanResult, now: datetime) -> bool:
-        return (old.built_at is not None and not scan.changed and scan.problems == old.problems
+        return (old.built_at is not None and not scan.changed and not self._floors and scan.problems == old.problems
                 and scan.folder_ok == (old.status == "ok") and (self._future_due is None or self._future_due > now))
+
+    def _restamp(self, catalog: Catalog, scan: ScanResult, now: datetime) -> None:
+        """Date each channel anew whose posts changed (see stamps); a channel that is gone keeps its time."""
+        if self._cached_stamps:  # the first build after a restart: stamps as the last run left them
+            posts = {li.channel.path: li.posts for li in catalog.listings if li.channel.path in self._cached_stamps}
+            known = fingerprints(posts)
+            self._stamps = {path: Stamp(posts=posts[path] if known.get(path) == made_for else None, at=at)
+                            for path, (made_for, at) in self._cached_stamps.items()}
+            self._cached_stamps = {}
+        stamps = {path: Stamp(posts=None, at=stamp.at) for path, stamp in self._stamps.items()}
+        by_source: dict[str, Post] | None = None
+        for listing in catalog.listings:
+            path = listing.channel.path
+            previous = self._stamps.get(path)
+            removed_at = None
+            if previous is not None and previous.posts is not None and previous.posts != listing.posts:
+                by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}
+                removed_at = self._removed_at(previous.posts, listing.posts, by_source)
+            stamps[path] = stamp = restamp(previous, listing.posts, removed_at=removed_at, now=now)
+            if (floor := self._floors.get(path)) is not None and stamp.at <= floor:
+                stamps[path] = Stamp(posts=stamp.posts, at=whole_seconds(floor) + SECOND)
+        self._stamps, self._floors = stamps, {}
+
+    def _removed_at(self, before: tuple[Post, ...], after: tuple[Post, ...], by_source: dict[str, Post]) -> datetime:
+        """When posts left a channel: their file's new mtime if it is still a post, else when its folder changed."""
+        staying = {p.source for p in after}
+        times = [by_source[p.source].modified if p.source in by_source else self.folder.changed_near(p.source)
+                 for p in before if p.source not in staying]
+        return max(times, default=EPOCH)
 
     def _publish(self, scan: ScanResult, catalog: Catalog, now: datetime, started: float) -> Snapshot:
         opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
+        stamps = {listing.channel.path: self._stamps[listing.channel.path].at for listing in catalog.listings}
         return Snapshot(
-            feeds=self._prebuild(catalog),
+            feeds=self._prebuild(catalog, stamps),
             listings={listing.channel.path: listing for listing in catalog.listings},
-            channels=tuple(_summary(listing, self.settings.max_items) for listing in catalog.listings),
+            stamps=stamps,
+            channels=tuple(ChannelSummary(channel=listing.channel, post_count=len(listing.posts),
+                                          updated=stamps[listing.channel.path]) for listing in catalog.listings),
             opml=opml,
             opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
             posts={p.slug: p for p in catalog.visible},
@@ -111,7 +157,10 @@ class Publisher:
             if not self._dirty:
                 return
             state = CachedState(files=self.folder.state(), feeds=dict(self._prebuilt))
+            stamps = dict(self._stamps)
             self._dirty = False
+        known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
+        state.stamps = {path: (known.get(path, ""), stamp.at) for path, stamp in stamps.items()}
         self.cache.save(state)
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
@@ -124,11 +173,11 @@ class Publisher:
         if listing is None:
             return None
         page = self._paginate(listing, fmt, before=before, limit=limit)
-        return None if page is None else self._render_page(page, fmt)
+        return None if page is None else self._render_page(page, fmt, snapshot.stamps[path])
 
-    def _render_one(self, page: Page, fmt: FeedFormat) -> RenderedFeed:
+    def _render_one(self, page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
         """Cached by what the page holds, so an unchanged page is not rendered again after a rebuild."""
-        return render_feed(self.settings, page, fmt, html=self.bodies.html)
+        return render_feed(self.settings, page, fmt, html=self.bodies.html, updated=updated)
 
     def link_header(self, channel: Channel, fmt: FeedFormat) -> str | None:
         """The `Link:` header of a feed: its WebSub hubs and itself, when hubs are configured."""
@@ -149,7 +198,7 @@ class Publisher:
         return paginate(listing.channel, listing.posts, before=before, limit=size, url=url,
                         hubs=self.settings.websub_hubs)
 
-    def _prebuild(self, catalog: Catalog) -> dict[str, RenderedFeed]:
+    def _prebuild(self, catalog: Catalog, stamps: dict[str, datetime]) -> dict[str, RenderedFeed]:
         """The subscription documents of all posts and each category, re-rendering only changed ones."""
         pages = {}
         for listing in catalog.listings:
@@ -157,19 +206,18 @@ class Publisher:
                 for fmt in FeedFormat:
                     page = self._paginate(listing, fmt)
                     assert page is not None  # the first page always exists
-                    pages[f"{listing.channel.path}.{fmt.value}"] = (page, fmt)
+                    pages[f"{listing.channel.path}.{fmt.value}"] = (page, fmt, stamps[listing.channel.path])
         missing = [job for job in pages.values() if job not in self._prebuilt]
         fresh = dict(zip(missing, render_feeds(self.settings, missing, html=self.bodies.html), strict=True))
         self._prebuilt = {job: self._prebuilt.get(job) or fresh[job] for job in pages.values()}
         return {name: self._prebuilt[job] for name, job in pages.items()}
 
     def _changed_feeds(self, old: Snapshot, new: Snapshot) -> list[str]:
-        """Self URLs of every feed whose subscription document differs (same page, same bytes)."""
+        """Self URLs of every feed whose documents changed: a new stamp is new bytes (it is in them)."""
         changed = [feed_url(self.settings, old.listings[path].channel, fmt)  # gone: subscribers learn of the 404
                    for path in old.listings.keys() - new.listings.keys() for fmt in FeedFormat]
         for path, listing in new.listings.items():
-            before = old.listings.get(path)
-            if before is None or self._paginate(before, FeedFormat.ATOM) != self._paginate(listing, FeedFormat.ATOM):
+            if old.stamps.get(path) != new.stamps[path]:
                 changed += [feed_url(self.settings, listing.channel, fmt) for fmt in FeedFormat]
         return changed
 
@@ -192,8 +240,3 @@ def _collector_paused() -> Iterator[None]:
         if enabled:
             gc.enable()
 
-
-def _summary(listing: Listing, first_page: int) -> ChannelSummary:
-    """Count and last update as the subscription document shows them (its newest entries)."""
-    return ChannelSummary(channel=listing.channel, post_count=len(listing.posts),
-                          updated=max((p.updated for p in listing.posts[:first_page]), default=None))

@@ -1,7 +1,8 @@
-"""(page, format) -> feed bytes, gzipped once, with ETags and Last-Modified. The only user of feedgen.
+"""(page, format, time) -> feed bytes, gzipped once, with ETags and Last-Modified. The only user of feedgen.
 
-Pure: no clock, no I/O. A feed's `updated` is its newest entry's time, never the build time,
-so the same posts always give the same bytes (and the same ETag on every replica).
+Pure: no clock, no I/O. A feed's `updated` (and RSS `lastBuildDate`) is the time it is given,
+its channel's stamp (see stamps), and also its Last-Modified: never feedgen's now(), so the
+same posts always give the same bytes (and the same ETag on every replica).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from feedgen.ext.base import BaseExtension
@@ -24,7 +25,6 @@ from feedsvc.jsonfeed import render_json_feed
 from feedsvc.model import FeedFormat, Page, Post, RenderedFeed
 from feedsvc.urls import feed_title, feed_url
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the `updated` of a feed with no entries yet
 ATOM_NS = "http://www.w3.org/2005/Atom"
 # feedgen's RSS dates switch the process locale while formatting; one render at a time.
 _FEEDGEN = threading.Lock()
@@ -32,36 +32,34 @@ _FEEDGEN = threading.Lock()
 Html = Callable[[Post], str]
 
 
-def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html) -> RenderedFeed:
-    """Serialise one feed page; `html` turns a post into sanitised HTML with absolute URLs."""
-    body = _serialise(settings, page, fmt, html)
-    return _finish(page, fmt, body, gzip_bytes(body))
+def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html, updated: datetime) -> RenderedFeed:
+    """Serialise one feed page dated `updated`; `html` turns a post into sanitised HTML with absolute URLs."""
+    body = _serialise(settings, page, fmt, updated, html)
+    return _finish(page, fmt, updated, body, gzip_bytes(body))
 
 
-def render_feeds(settings: Settings, jobs: Sequence[tuple[Page, FeedFormat]], *, html: Html) -> list[RenderedFeed]:
+def render_feeds(settings: Settings, jobs: Sequence[tuple[Page, FeedFormat, datetime]], *,
+                 html: Html) -> list[RenderedFeed]:
     """Many feeds: serialised in turn, then compressed on every core (zlib lets go of the GIL)."""
-    bodies = [_serialise(settings, page, fmt, html) for page, fmt in jobs]
+    bodies = [_serialise(settings, page, fmt, updated, html) for page, fmt, updated in jobs]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         zipped = list(pool.map(gzip_bytes, bodies))
-    return [_finish(page, fmt, body, gz) for (page, fmt), body, gz in zip(jobs, bodies, zipped, strict=True)]
+    return [_finish(page, fmt, updated, body, gz)
+            for (page, fmt, updated), body, gz in zip(jobs, bodies, zipped, strict=True)]
 
 
-def _serialise(settings: Settings, page: Page, fmt: FeedFormat, html: Html) -> bytes:
+def _serialise(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime, html: Html) -> bytes:
     if fmt is FeedFormat.JSON:
         return render_json_feed(settings, page, html=html)
     with _FEEDGEN:
-        return _render_xml(settings, page, fmt, _updated(page), html)
+        return _render_xml(settings, page, fmt, updated, html)
 
 
 def gzip_bytes(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: the same bytes every time
 
 
-def _updated(page: Page) -> datetime:
-    return max((p.updated for p in page.posts), default=EPOCH)
-
-
-def _finish(page: Page, fmt: FeedFormat, body: bytes, gzip_body: bytes) -> RenderedFeed:
+def _finish(page: Page, fmt: FeedFormat, updated: datetime, body: bytes, gzip_body: bytes) -> RenderedFeed:
     digest = hashlib.sha256(body).hexdigest()[:32]
     return RenderedFeed(
         channel=page.channel,
@@ -70,7 +68,7 @@ def _finish(page: Page, fmt: FeedFormat, body: bytes, gzip_body: bytes) -> Rende
         etag=f'"{digest}"',
         gzip_body=gzip_body,
         gzip_etag=f'"{digest}-gzip"',
-        last_modified=_updated(page),
+        last_modified=updated,
     )
 
 
@@ -141,13 +139,15 @@ def _add_entry(entry: FeedEntry, post: Post, content: str, fmt: FeedFormat) -> N
     if content:
         entry.content(content, type="html")  # without type="html" readers show the markup
     for author in post.authors:
-        # RSS gets dc:creator only: an <author> beside it is a validator warning.
-        email = author.email if fmt is FeedFormat.ATOM else None
-        entry.author({k: v for k, v in (("name", author.name), ("email", email), ("uri", author.uri)) if v})
-        entry.dc.dc_creator(author.name, replace=False)
+        # One author element per format: Atom <author>, RSS <dc:creator> (RSS <author> must be an
+        # e-mail address, and both together make readers such as feedparser list the author twice).
+        if fmt is FeedFormat.ATOM:
+            entry.author({k: v for k, v in (("name", author.name), ("email", author.email), ("uri", author.uri)) if v})
+        else:
+            entry.dc.dc_creator(author.name, replace=False)
     for term in dict.fromkeys(t.name for t in post.categories + post.tags):
         entry.category(term=term)
     if post.image:
-        # An enclosure needs a byte length we do not know; Media RSS does not.
-        entry.media.content({"url": post.image, "medium": "image"})
-        entry.media.thumbnail({"url": post.image})
+        # The image itself is in the content (every reader shows that); the thumbnail is for list views.
+        # Outside a media:group: feedgen's default group of one is a W3C validator error.
+        entry.media.thumbnail({"url": post.image}, group=None)

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from feedsvc.config import Settings
 from feedsvc.content import load_post
-from feedsvc.model import Post, Problem
+from feedsvc.model import EPOCH, Post, Problem
 from feedsvc.unique import make_unique
 
-Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
 CachedFile = tuple[Signature, Post | None, Problem | None]
 PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
 
@@ -99,6 +100,17 @@ class ContentFolder:
             self._store(source, signature, result)
         return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
                             unsettled=bool(self._unsettled))
+
+    def changed_near(self, source: str) -> datetime:
+        """When the folder a file was in last changed (removing a file dates its folder); for deleted posts."""
+        folder = os.path.dirname(os.path.join(self._prefix, source))
+        while folder.startswith(self._prefix.rstrip(os.sep)):
+            try:
+                st = os.stat(folder)
+                return _changed_at(st.st_mtime_ns, st.st_ctime_ns)
+            except OSError:  # gone with the file: its parent changed then
+                folder = os.path.dirname(folder)
+        return EPOCH
 
     def state(self) -> dict[str, CachedFile]:
         """What a later run may trust without reading the files again (see parsecache)."""
@@ -189,7 +201,7 @@ class ContentFolder:
             problems.append(Problem(path=source, line=None, message=getattr(exc, "strerror", None) or str(exc)))
             return
         if stat.S_ISREG(st.st_mode):
-            found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino))
+            found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
 
     def _relative(self, path: str) -> str:
         relative = path.removeprefix(self._prefix)
@@ -213,7 +225,14 @@ def load_file(source: str, path: str, signature: Signature, settings: Settings) 
         return Problem(path=source, line=None, message=exc.strerror or str(exc))
     if len(data) > limit:
         return _too_large(source, limit)
-    return load_post(source, data, settings, revision=f"{signature[0]:x}-{signature[1]:x}")
+    return load_post(source, data, settings, revision=f"{signature[0]:x}-{signature[1]:x}",
+                     modified=_changed_at(signature[0], signature[3]))
+
+
+def _changed_at(mtime_ns: int, ctime_ns: int) -> datetime:
+    """When the file last changed here: its ctime too, since copies that keep an old mtime
+    (rsync -a, cp -p, tar) still arrive now, after a reader's last poll."""
+    return datetime.fromtimestamp(max(mtime_ns, ctime_ns) // 1_000_000_000, UTC)
 
 
 def _load_chunk(chunk: list[tuple[str, str, Signature]], settings: Settings) -> list[Post | Problem | None]:

@@ -5,6 +5,7 @@ Reads the publisher's snapshot once per request and never rebuilds anything itse
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -13,18 +14,21 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.fastpath import answer
-from feedsvc.httpcache import is_not_modified
+from feedsvc.httpcache import accepts_gzip
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import ChannelSummary, FeedFormat, Snapshot
 from feedsvc.publisher import Publisher
-from feedsvc.render import EPOCH
+from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("feeds", __name__)
 
-_CSP = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+# The pages' one stylesheet is a static file; images come from the posts (https:, or this site).
+_CSP = ("default-src 'none'; img-src 'self' https: data:; style-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+_PAGE_MAX_AGE = 60  # HTML pages: short, they change with every new post
+_COMPRESS_FROM = 1024  # bytes; below this gzip saves less than its headers cost
 _FORMATS = {fmt.value: fmt for fmt in FeedFormat}
 
 
@@ -91,13 +95,8 @@ def _preview(path: str) -> str:
 
 @blueprint.get("/feeds.opml")
 def opml() -> Response:
-    snapshot = _publisher().snapshot
-    headers = {"ETag": snapshot.opml_etag, "Cache-Control": f"public, max-age={_publisher().settings.cache_max_age}"}
-    # It sends no Last-Modified (the list has no date of its own), so only its ETag can match.
-    if is_not_modified(snapshot.opml_etag, EPOCH, if_none_match=request.headers.get("If-None-Match"),
-                       if_modified_since=None):
-        return Response(status=304, headers=headers)
-    return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers=headers)
+    # No Last-Modified (the list has no date of its own): it revalidates by its ETag (see `finish_page`).
+    return Response(_publisher().snapshot.opml, content_type="text/x-opml; charset=utf-8")
 
 
 @blueprint.get("/")
@@ -138,12 +137,15 @@ def healthz() -> tuple[Response, int]:
         body["websub"] = {"hubs": {**dict.fromkeys(notifier.hubs, "idle"), **outcomes.by_hub},
                           "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
                           "pending": notifier.pending, "last_error": outcomes.last_error}
-    return jsonify(body), 503 if snapshot.status == "starting" else 200
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"  # a probe must see now, never a cached answer
+    return response, 503 if snapshot.status == "starting" else 200
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(current_app.extensions["feedsvc.metrics"].render(), content_type=METRICS_CONTENT_TYPE)
+    rendered = current_app.extensions["feedsvc.metrics"].render()
+    return Response(rendered, content_type=METRICS_CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
 
 @blueprint.app_errorhandler(Exception)
@@ -161,9 +163,29 @@ def count(response: Response) -> Response:
 
 
 @blueprint.after_app_request
-def security_headers(response: Response) -> Response:
+def finish_page(response: Response) -> Response:
+    """Pages and the OPML list: security headers, then a short max-age, an ETag per encoding, gzip and 304."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = _CSP
         response.headers["Referrer-Policy"] = "no-referrer"
+    if (response.status_code == 200 and response.mimetype in ("text/html", "text/x-opml")
+            and request.method in ("GET", "HEAD") and not response.direct_passthrough):
+        _cacheable_page(response)
     return response
+
+
+def _cacheable_page(response: Response) -> None:
+    body = response.get_data()
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    max_age = _publisher().settings.cache_max_age  # the OPML list: as the feeds it lists (and deploy/nginx.conf)
+    if response.mimetype == "text/html":
+        max_age = min(_PAGE_MAX_AGE, max_age)
+    response.headers["Cache-Control"] = f"max-age={max_age}"
+    response.headers["Vary"] = "Accept-Encoding"
+    if len(body) >= _COMPRESS_FROM and accepts_gzip(request.headers.get("Accept-Encoding")):
+        response.set_data(gzip_bytes(body))
+        response.headers["Content-Encoding"] = "gzip"
+        digest += "-gzip"  # another representation, another strong ETag (RFC 9110 section 8.8.3)
+    response.set_etag(digest)
+    response.make_conditional(request)

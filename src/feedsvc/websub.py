@@ -1,7 +1,9 @@
 """Tells WebSub hubs which feeds changed: one background thread, retries with backoff, never blocking.
 
-W3C WebSub section 5 leaves publishing hub-specific; every public hub accepts the
-PubSubHubbub form used here: POST hub.mode=publish&hub.url=<feed self URL>.
+W3C WebSub section 5 leaves publishing hub-specific. Hubs read the feed's URL from different
+fields (Google's and Superfeedr's `hub.url`, flask-websub and WebSub.rocks `hub.topic`), so
+both are sent. A 4xx answer is final (the hub will not change its mind), except 408 and 429;
+a `Retry-After` is honoured.
 """
 
 from __future__ import annotations
@@ -16,34 +18,64 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
 from feedsvc import __version__
 
 logger = logging.getLogger(__name__)
 
-Post = Callable[[str, bytes, float], int]  # (hub, form body, timeout) -> HTTP status
+Post = Callable[[str, bytes, float], tuple[int, str | None]]  # (hub, form, timeout) -> (status, Retry-After)
+_RETRYABLE_4XX = (408, 429)
+_LONGEST_WAIT = 3600.0
 
 
-def post_form(hub: str, body: bytes, timeout: float) -> int:
+def post_form(hub: str, body: bytes, timeout: float) -> tuple[int, str | None]:
     request = urllib.request.Request(hub, data=body, method="POST", headers={
         "Content-Type": "application/x-www-form-urlencoded", "User-Agent": f"feedsvc/{__version__}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status)
+            return int(response.status), response.headers.get("Retry-After")
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), exc.headers.get("Retry-After")
+
+
+def publish_form(url: str) -> bytes:
+    return urlencode({"hub.mode": "publish", "hub.topic": url, "hub.url": url}).encode()
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), if it says any."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(slots=True)
 class Outcomes:
-    """What /healthz says of the hubs."""
+    """What /healthz says of the hubs: counters, and each hub's state now (not a past error)."""
 
     sent: int = 0
     retried: int = 0
-    failed: int = 0  # gave up after the last attempt
-    last_error: str | None = None
-    by_hub: dict[str, str] = field(default_factory=dict)  # hub -> "ok" or the last error
+    failed: int = 0  # gave up: after the last attempt, or on a final answer
+    last_error: str | None = None  # the latest error of a hub that is failing now; None once all are ok
+    by_hub: dict[str, str] = field(default_factory=dict)  # hub -> "ok" or its latest error
+
+    def record(self, hub: str, error: str | None) -> None:
+        self.by_hub[hub] = error or "ok"
+        if error is not None:
+            self.last_error = error
+        elif all(state == "ok" for state in self.by_hub.values()):
+            self.last_error = None
 
 
 class WebSubNotifier:
@@ -96,21 +128,24 @@ class WebSubNotifier:
             self._send(hub, url, attempt)
 
     def _send(self, hub: str, url: str, attempt: int) -> None:
+        status, wait = 0, None
         try:
-            status = self._post(hub, urlencode({"hub.mode": "publish", "hub.url": url}).encode(), self._timeout)
+            status, retry_header = self._post(hub, publish_form(url), self._timeout)
+            wait = retry_after(retry_header)
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except (OSError, ValueError, http.client.HTTPException) as exc:  # HTTPException: not an HTTP answer
             error = str(getattr(exc, "reason", exc))
+        self.outcomes.record(hub, None if error is None else f"{url}: {error}")
         if error is None:
             self.outcomes.sent += 1
-            self.outcomes.by_hub[hub] = "ok"
             return
-        self.outcomes.last_error = self.outcomes.by_hub[hub] = f"{url}: {error}"
-        if attempt >= self._attempts:
+        final = 400 <= status < 500 and status not in _RETRYABLE_4XX
+        if final or attempt >= self._attempts:
             self.outcomes.failed += 1
-            logger.error("websub: gave up telling %s about %s after %d attempts: %s", hub, url, attempt, error)
+            why = "the hub refused it" if final else f"{attempt} attempts"
+            logger.error("websub: gave up telling %s about %s (%s): %s", hub, url, why, error)
             return
-        delay = min(self._backoff * 2 ** (attempt - 1), 600.0)
+        delay = min(max(min(self._backoff * 2 ** (attempt - 1), 600.0), wait or 0.0), _LONGEST_WAIT)
         self.outcomes.retried += 1
         logger.warning("websub: %s about %s failed (%s); retrying in %.0fs", hub, url, error, delay)
         with self._wake:

@@ -1,0 +1,61 @@
+"""When a channel's documents last changed: a Last-Modified that moves forward whenever their bytes do.
+
+A feed dated by its newest entry hides changes: an edit that keeps `updated`, a backdated post
+or a deletion changes the bytes but not the date, so a client asking `If-Modified-Since` gets
+a 304 (and libcurl-based readers drop the 200 body) and keeps the stale feed for good.
+
+So every channel carries a stamp: the posts it held when it was dated, and when that was. While
+its posts are the same, the stamp stays (a 304 for every poll, also after a restart: the stamps
+are cached). When they differ, the new time is taken from the folder, so replicas over one
+folder agree: the newest `updated` or file change (mtime or ctime) among its posts, or the time
+the folder a removed post's file left changed (deleting a file dates its folder). It never goes back, and moves at
+least one second, the resolution of HTTP dates. The feed's own `updated` and `lastBuildDate`
+carry the same time as the header, and every document of the channel (pages, `?limit=`) is dated
+by it, since a change anywhere in a channel can change any of its pages' links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from feedsvc.model import EPOCH, Post
+
+SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    posts: tuple[Post, ...] | None  # compared by value; None: not known (so any posts differ from them)
+    at: datetime  # whole seconds, UTC
+
+
+def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: datetime | None,
+            now: datetime) -> Stamp:
+    """The stamp for a channel now holding `posts`; `removed_at` dates posts it no longer holds."""
+    if previous is not None and previous.posts == posts:
+        return previous
+    latest = max((max(p.updated, p.modified) for p in posts), default=EPOCH)
+    at = whole_seconds(min(max(latest, removed_at or EPOCH), now))  # an mtime from a skewed clock is not believed
+    if previous is not None:
+        at = max(at, previous.at + SECOND)
+    return Stamp(posts=posts, at=at)
+
+
+def whole_seconds(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
+
+
+def fingerprints(channels: Mapping[str, Sequence[Post]]) -> dict[str, str]:
+    """What cached stamps were made for (a restart compares them); each post is spelled out once."""
+    spelled: dict[int, bytes] = {}
+
+    def spell(post: Post) -> bytes:
+        if (text := spelled.get(id(post))) is None:
+            text = spelled[id(post)] = f"{post.source}\x1f{post.revision}\x1f{post.slug}\x1f{post.id}\x1e".encode()
+        return text
+
+    return {path: hashlib.blake2b(b"".join(map(spell, posts)), digest_size=16).hexdigest()
+            for path, posts in channels.items()}
