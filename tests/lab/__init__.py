@@ -1,0 +1,1 @@
+"""Harness for checking what real, third-party feed clients see of the served feeds."""
