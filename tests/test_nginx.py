@@ -8,6 +8,7 @@ content on 127.0.0.1, and every exported feed is fetched from both.
 from __future__ import annotations
 
 import gzip
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,3 +144,24 @@ def test_nginx_serves_the_export_as_feedsvc_serves_the_content(
             assert headers["X-Content-Type-Options"] == "nosniff", missing
         for temp in export.rglob(".*"):
             pytest.fail(f"the build left {temp}")
+
+
+@pytest.mark.parametrize("change", ["delete the newest file", "restore an older copy"])
+def test_export_without_its_cache_still_dates_changed_files_later(
+        export: Path, content_dir: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A build that does not know the last one's stamps (cache off or lost) still moves every changed file's
+    mtime forward, so nginx's Last-Modified and "mtime-size" ETag both change with the bytes."""
+    monkeypatch.setenv("FEEDSVC_CACHE_DIR", "off")
+    before = {name: ((export / name).stat().st_mtime, (export / name).read_bytes()) for name in FEEDS}
+    newest = max(content_dir.rglob("*.md"), key=lambda p: max(p.stat().st_mtime, p.stat().st_ctime))
+    if change == "delete the newest file":
+        newest.unlink()  # what is left is older than the files already written
+    else:
+        newest.write_text(newest.read_text("utf-8").replace("title: ", "title: Restored "), "utf-8")
+        old = newest.stat().st_mtime - 86400 * 365
+        os.utime(newest, (old, old))  # cp -p of last year's copy: only the ctime is new
+    assert main(["build", "--content", str(content_dir), "--out", str(export), "--base-url", BASE_URL]) == 0
+    changed = [name for name in FEEDS if (export / name).exists() and (export / name).read_bytes() != before[name][1]]
+    assert "feeds/all.atom" in changed
+    for name in changed:
+        assert (export / name).stat().st_mtime > before[name][0], name
