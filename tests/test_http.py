@@ -309,6 +309,28 @@ def test_unknown_paths_are_404(newsroom: None, client: FlaskClient, path: str) -
     assert b"Traceback" not in response.data
 
 
+@pytest.mark.parametrize("path", ["/feeds/all.atom", "/", "/feeds.opml", "/healthz"])
+def test_options_is_not_allowed_either(newsroom: None, client: FlaskClient, path: str) -> None:
+    response = client.open(path, method="OPTIONS")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/feeds//all.atom", "//feeds/all.atom", "/feeds/category//news.rss"])
+def test_double_slashes_never_redirect_to_the_host_header(newsroom: None, client: FlaskClient, path: str) -> None:
+    response = client.get(path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("digits", [4301, 5000, 100_000])
+def test_a_limit_too_long_for_int_is_the_largest_limit(newsroom: None, client: FlaskClient, digits: int) -> None:
+    response = client.get(f"/feeds/all.atom?limit={'9' * digits}")
+    assert response.status_code == 200
+    assert len(parse(response).entries) == 3
+    assert client.get(f"/feeds/all.atom?limit={'0' * digits}").status_code == 400
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/feeds/" + "a" * 10_000 + ".atom"),
     ("GET", "/" + "x/" * 3000),

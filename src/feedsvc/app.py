@@ -28,6 +28,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     publisher = Publisher(settings, clock=clock)
     publisher.rebuild()
     app = Flask(__name__)
+    # werkzeug redirects `//` to `/` with a Location built from the Host header, which a cache in
+    # front would keep: a forged Host would poison it. An address with `//` is simply not found.
+    app.url_map.merge_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["feedsvc"] = publisher
     metrics = app.extensions["feedsvc.metrics"] = Metrics(

@@ -75,9 +75,12 @@ def _limit() -> int | None:
     text = request.args.get("limit")
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or not text.strip("0"):
         abort(400, description="limit must be a whole number of entries, at least 1")
-    return min(int(text), _publisher().settings.max_limit)
+    largest = _publisher().settings.max_limit
+    # Compared as text first: int() of 4,300+ digits raises (CPython's int-to-text limit), and no
+    # limit that long can be below the largest anyway.
+    return largest if len(text.lstrip("0")) > len(str(largest)) else min(int(text), largest)
 
 
 def _preview(path: str) -> str:
@@ -160,6 +163,15 @@ def unexpected(error: Exception) -> Response | HTTPException:
 def count(response: Response) -> Response:
     current_app.extensions["feedsvc.metrics"].observe(_route(), response.status_code, response.content_length or 0)
     return response
+
+
+@blueprint.before_app_request
+def only_get_and_head() -> Response | None:
+    """OPTIONS too gets 405 (Flask would answer it 200): the service has nothing to offer a preflight."""
+    if request.method == "OPTIONS":
+        return Response("Method Not Allowed\n", status=405, headers={"Allow": "GET, HEAD"},
+                        content_type="text/plain; charset=utf-8")
+    return None
 
 
 @blueprint.after_app_request
