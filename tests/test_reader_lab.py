@@ -100,7 +100,9 @@ def opml_feeds(url: str) -> list[str]:
     with urllib.request.urlopen(url, timeout=10) as response:
         root = ET.fromstring(response.read())
     found = [outline.get("xmlUrl", "") for outline in root.iter("outline") if outline.get("xmlUrl")]
-    return [path for path in SUBSCRIBED if any(f.endswith(f"{path}.atom") for f in found)]
+    listed = [path for path in SUBSCRIBED if any(f.endswith(f"{path}.atom") for f in found)]
+    assert listed == list(SUBSCRIBED), found
+    return listed
 
 
 class Lab:

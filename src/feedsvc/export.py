@@ -25,38 +25,37 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     """Every feed's subscription document at its path under /feeds/, and feeds.opml, each with a
     `.gz` beside it; returns the documents (not the `.gz` files).
 
-    Feeds of earlier builds that the content no longer has are removed, as the server would 404.
+    Only files whose bytes change are written. Feeds of earlier builds that the content no longer
+    has are removed, as the server would 404.
     """
-    if floors := _dated_too_early(publisher, out):  # an earlier export whose stamps this run does not know
-        publisher.date_after(floors)
-    snapshot = publisher.snapshot
-    written = []
-    for path in sorted(snapshot.listings):
-        for fmt in FeedFormat:
-            feed = _feed(publisher, path, fmt)
-            target = _target(out, path, fmt)
-            if not (_holds(target, feed.body) and _holds(_gz(target), feed.gzip_body)):
-                mtime = feed.last_modified.timestamp()
-                write_atomically(_gz(target), feed.gzip_body, mtime=mtime)
-                write_atomically(target, feed.body, mtime=mtime)
-            written.append(target)
-    _remove_stale(out / "feeds", keep=set(written))
-    return [*written, _write_opml(snapshot.opml, out / "feeds.opml")]
-
-
-def _dated_too_early(publisher: Publisher, out: Path) -> dict[str, datetime]:
-    """Channels with a document whose bytes differ from the file there, though not dated after it."""
+    documents = [(path, fmt) for path in sorted(publisher.snapshot.listings) for fmt in FeedFormat]
+    changed = {doc: _written_at(_target(out, *doc)) for doc in documents
+               if not _holds_feed(_target(out, *doc), _feed(publisher, *doc))}
     floors: dict[str, datetime] = {}
-    for path in publisher.snapshot.listings:
-        for fmt in FeedFormat:
-            feed, target = _feed(publisher, path, fmt), _target(out, path, fmt)
-            try:
-                written_at = datetime.fromtimestamp(int(target.stat().st_mtime), UTC)
-            except OSError:
-                continue
-            if written_at >= feed.last_modified and not _holds(target, feed.body):
-                floors[path] = max(written_at, floors.get(path, written_at))
-    return floors
+    for (path, fmt), written_at in changed.items():
+        if written_at is not None and written_at >= _feed(publisher, path, fmt).last_modified:
+            floors[path] = max(written_at, floors.get(path, written_at))
+    if floors:  # other bytes, dated no later than the file an earlier run (whose stamps are lost) wrote
+        publisher.date_after(floors)
+    for doc in changed:
+        feed, target = _feed(publisher, *doc), _target(out, *doc)
+        mtime = feed.last_modified.timestamp()
+        write_atomically(_gz(target), feed.gzip_body, mtime=mtime)
+        write_atomically(target, feed.body, mtime=mtime)
+    written = [_target(out, *doc) for doc in documents]
+    _remove_stale(out / "feeds", keep=set(written))
+    return [*written, _write_opml(publisher.snapshot.opml, out / "feeds.opml")]
+
+
+def _holds_feed(target: Path, feed: RenderedFeed) -> bool:
+    return _holds(target, feed.body) and _holds(_gz(target), feed.gzip_body)
+
+
+def _written_at(target: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(target.stat().st_mtime), UTC)
+    except OSError:
+        return None
 
 
 def _feed(publisher: Publisher, path: str, fmt: FeedFormat) -> RenderedFeed:
@@ -74,11 +73,8 @@ def _write_opml(opml: bytes, target: Path) -> Path:
     dated when it changes, after any earlier version, so a static server's validators move too."""
     opml_gz = gzip_bytes(opml)
     if not (_holds(target, opml) and _holds(_gz(target), opml_gz)):
-        try:
-            earlier = int(target.stat().st_mtime)
-        except OSError:
-            earlier = 0
-        mtime = max(int(datetime.now(UTC).timestamp()), earlier + 1)
+        earlier = _written_at(target)
+        mtime = max(int(datetime.now(UTC).timestamp()), int(earlier.timestamp()) + 1 if earlier else 0)
         write_atomically(_gz(target), opml_gz, mtime=mtime)
         write_atomically(target, opml, mtime=mtime)
     return target

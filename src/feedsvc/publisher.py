@@ -27,7 +27,7 @@ from feedsvc.paging import paginate
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder, ScanResult
-from feedsvc.stamps import SECOND, Stamp, fingerprints, restamp, whole_seconds
+from feedsvc.stamps import Stamp, fingerprints, restamp
 from feedsvc.urls import feed_url
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,8 @@ class Publisher:
             if previous is not None and previous.posts is not None and previous.posts != listing.posts:
                 by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}
                 removed_at = self._removed_at(previous.posts, listing.posts, by_source)
-            stamps[path] = stamp = restamp(previous, listing.posts, removed_at=removed_at, now=now)
-            if (floor := self._floors.get(path)) is not None and stamp.at <= floor:
-                stamps[path] = Stamp(posts=stamp.posts, at=whole_seconds(floor) + SECOND)
+            stamps[path] = restamp(previous, listing.posts, removed_at=removed_at, now=now,
+                                   after=self._floors.get(path))
         self._stamps, self._floors = stamps, {}
 
     def _removed_at(self, before: tuple[Post, ...], after: tuple[Post, ...], by_source: dict[str, Post]) -> datetime:

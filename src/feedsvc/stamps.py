@@ -32,15 +32,20 @@ class Stamp:
     at: datetime  # whole seconds, UTC
 
 
-def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: datetime | None,
-            now: datetime) -> Stamp:
-    """The stamp for a channel now holding `posts`; `removed_at` dates posts it no longer holds."""
-    if previous is not None and previous.posts == posts:
+def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: datetime | None, now: datetime,
+            after: datetime | None = None) -> Stamp:
+    """The stamp for a channel now holding `posts`; `removed_at` dates posts it no longer holds.
+
+    `after`: a time the stamp must be later than though its posts are the same (a file with other
+    bytes that an earlier run, whose stamps are lost, wrote then).
+    """
+    if previous is not None and previous.posts == posts and (after is None or previous.at > after):
         return previous
     latest = max((max(p.updated, p.modified) for p in posts), default=EPOCH)
     at = whole_seconds(min(max(latest, removed_at or EPOCH), now))  # an mtime from a skewed clock is not believed
-    if previous is not None:
-        at = max(at, previous.at + SECOND)
+    for earlier in (previous.at if previous else None, after):
+        if earlier is not None:
+            at = max(at, whole_seconds(earlier) + SECOND)
     return Stamp(posts=posts, at=at)
 
 

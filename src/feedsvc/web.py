@@ -98,8 +98,10 @@ def _preview(path: str) -> str:
 
 @blueprint.get("/feeds.opml")
 def opml() -> Response:
-    # No Last-Modified (the list has no date of its own): it revalidates by its ETag (see `finish_page`).
-    return Response(_publisher().snapshot.opml, content_type="text/x-opml; charset=utf-8")
+    # No Last-Modified (the list has no date of its own): it revalidates by the ETag made in the
+    # rebuild (see `finish_page`).
+    snapshot = _publisher().snapshot
+    return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers={"ETag": snapshot.opml_etag})
 
 
 @blueprint.get("/")
@@ -189,7 +191,7 @@ def finish_page(response: Response) -> Response:
 
 def _cacheable_page(response: Response) -> None:
     body = response.get_data()
-    digest = hashlib.sha256(body).hexdigest()[:32]
+    digest = response.get_etag()[0] or hashlib.sha256(body).hexdigest()[:32]  # pages are rendered per request
     max_age = _publisher().settings.cache_max_age  # the OPML list: as the feeds it lists (and deploy/nginx.conf)
     if response.mimetype == "text/html":
         max_age = min(_PAGE_MAX_AGE, max_age)

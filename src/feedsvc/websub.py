@@ -19,8 +19,9 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
+
+from werkzeug.http import parse_date
 
 from feedsvc import __version__
 
@@ -45,19 +46,14 @@ def publish_form(url: str) -> bytes:
     return urlencode({"hub.mode": "publish", "hub.topic": url, "hub.url": url}).encode()
 
 
-def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+def retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), if it says any."""
     if not value:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    when = parse_date(value)  # as the conditional-GET dates are read (httpcache)
+    return None if when is None else max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(slots=True)
