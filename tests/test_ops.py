@@ -182,8 +182,8 @@ def test_sigterm_stops_cleanly_and_keeps_the_cache(content_dir: Path, tmp_path: 
         assert served.terminate(timeout=10) == 0, served.logs()
         assert time.monotonic() - started < 10
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
-    reader = ParseCache(load_settings(env={}, content_dir=content_dir, cache_dir=str(cache)))
-    [reader.path] = cache.glob("state-*.pickle")  # the server's (its settings name the file)
+    reader = ParseCache(load_settings(env={}, content_dir=content_dir, cache_dir=str(cache), base_url=served.url))
+    assert [reader.path] == list(cache.glob("state-*.pickle"))  # one file per content folder
     cached = reader.load()
     assert {entry[1].title for entry in cached.files.values() if entry[1]} == {"Before", "Late arrival"}
     assert "Traceback" not in served.stderr.read_text()

@@ -79,7 +79,11 @@ def start_background(app: Flask) -> Background:
     schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()
-    watch.start()
+    try:
+        watch.start()
+    except (OSError, RuntimeError) as exc:  # inotify's watch or instance limit, a folder that went away
+        logger.warning("file events unavailable (%s); changes show up at the rescan every %ss instead",
+                       exc, settings.rebuild_interval)
     schedule.nudge(None)  # a full rescan: edits made since create_app(), and when future posts are due
     app.extensions["feedsvc.background"] = background = Background(publisher, schedule, watch, websub)
     logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)

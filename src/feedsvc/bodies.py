@@ -1,39 +1,83 @@
-"""Post bodies as sanitised HTML, read again from their files when a feed or page needs them.
+"""Post bodies as sanitised HTML, rendered once per file version and read only from that version.
 
 Posts do not carry their bodies: at 100,000 posts they would be most of the memory, while
-only the few hundred in feeds are ever shown. Each is rendered once per file version.
+only the few hundred in feeds are ever shown. A body is read again under the scan's rules
+(`scan.read_version`): if the file is no longer the version the post was parsed from (edited,
+broken, swapped for a FIFO or a symlink out), its bytes are never paired with the old metadata.
+The post's last rendering is shown instead, or its summary until the next rebuild catches up.
 """
 
 from __future__ import annotations
 
-import functools
-import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from html import escape
 
 from feedsvc.config import Settings
 from feedsvc.content import read_body
 from feedsvc.markup import render_markdown, with_lead_image
 from feedsvc.model import Post
+from feedsvc.scan import read_version
 
-_CACHE_SIZE = 4096  # more than the distinct entries of all prebuilt feeds together
+_CACHE_BYTES = 64 * 1024 * 1024  # far more than the entries of all prebuilt feeds; bounded whatever is asked
+Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
 
 class Bodies:
     def __init__(self, settings: Settings) -> None:
-        self.root = settings.content_dir
+        self.root = str(settings.content_dir.resolve())
         self.max_bytes = settings.max_post_bytes
-        self._render = functools.lru_cache(maxsize=_CACHE_SIZE)(self._render_file)
+        self._cache: OrderedDict[Key, str] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[str, str]] = {}  # source -> (revision, HTML) of posts whose file broke
 
     def html(self, post: Post) -> str:
         """The post as readers show it: its lead image (if any) first, then the body (or else the summary)."""
-        return self._render(post.source, post.revision, post.url, post.image, post.summary)
+        key = (post.source, post.revision, post.url, post.image, post.summary)
+        with self._lock:
+            if (found := self._cache.get(key)) is not None:
+                self._cache.move_to_end(key)
+                return found
+        data = read_version(self.root, post.source, post.revision, self.max_bytes)
+        if data is None:  # the file is another version now: never its bytes under this post's metadata
+            return self._last_known(post)
+        html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
+        self._remember(key, html)
+        return html
 
-    def _render_file(self, source: str, revision: str, url: str, image: str | None, summary: str) -> str:
-        """`revision` is only part of the cache key: a new file version renders anew."""
-        return with_lead_image(render_markdown(read_body(self._read(source)), url), image, summary)
+    def peek(self, post: Post) -> str | None:
+        """The HTML already made for this version of the post, without reading or rendering."""
+        with self._lock:
+            return self._cache.get((post.source, post.revision, post.url, post.image, post.summary))
 
-    def _read(self, source: str) -> bytes:
-        try:
-            with open(self.root / source, "rb") as f:
-                return f.read(min(self.max_bytes, os.fstat(f.fileno()).st_size + 1))
-        except OSError:  # gone since the scan: the next rebuild drops the post
-            return b""
+    def keep(self, kept: Mapping[str, tuple[str, str]]) -> None:
+        """Renderings of posts whose file is broken now, from a previous run (see parsecache)."""
+        self._kept = dict(kept)
+
+    def kept_for(self, posts: Iterable[Post]) -> dict[str, tuple[str, str]]:
+        """source -> (revision, HTML) for these posts, where known: worth saving across a restart."""
+        kept = {}
+        for post in posts:
+            html = self.peek(post)
+            if html is None and (old := self._kept.get(post.source)) and old[0] == post.revision:
+                html = old[1]
+            if html is not None:
+                kept[post.source] = (post.revision, html)
+        return kept
+
+    def _last_known(self, post: Post) -> str:
+        old = self._kept.get(post.source)
+        if old is not None and old[0] == post.revision:
+            return old[1]
+        return with_lead_image(f"<p>{escape(post.summary)}</p>" if post.summary else "", post.image, post.summary)
+
+    def _remember(self, key: Key, html: str) -> None:
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = html
+                self._size += len(html)
+            while self._size > _CACHE_BYTES and self._cache:
+                _, dropped = self._cache.popitem(last=False)
+                self._size -= len(dropped)

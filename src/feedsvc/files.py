@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # what atomic_file's mkstemp makes
 
 
 @contextlib.contextmanager
@@ -59,3 +63,19 @@ def write_new(path: Path, data: bytes) -> bool:
     finally:
         hidden.unlink(missing_ok=True)
     return True
+
+
+def sweep_temp_files(folder: Path, *, older_than: float, recursive: bool = False) -> int:
+    """Remove the temp files that writers killed mid-write left (atomic_file's names); how many went.
+
+    Only files older than `older_than` seconds: a younger one may belong to a writer still running.
+    """
+    removed, now = 0, time.time()
+    for path in folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"):
+        try:
+            if _TEMP_NAME.fullmatch(path.name) and path.is_file() and now - path.lstat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed

@@ -8,12 +8,28 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from feedsvc.config import Settings
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Controls (C0, DEL, C1) and bidirectional overrides: from a file name or a request they would
+# start a forged line, recolour a terminal or reorder what an operator reads.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped as Python writes it (\\n, \\x1b, \\u202e)."""
+    return _UNPRINTABLE.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+class TextLines(logging.Formatter):
+    """One line per event, whatever the message holds (a traceback follows on lines of its own)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
 
 
 class JsonLines(logging.Formatter):
@@ -33,7 +49,7 @@ class JsonLines(logging.Formatter):
 
 def logging_config(settings: Settings) -> dict[str, Any]:
     """A dictConfig for our loggers, granian's and its access log."""
-    formatter = {"()": JsonLines} if settings.log_format == "json" else {"format": TEXT}
+    formatter = {"()": JsonLines} if settings.log_format == "json" else {"()": TextLines, "fmt": TEXT}
     handler = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
     access = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stdout"}
     return {

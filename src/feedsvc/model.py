@@ -76,7 +76,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
+        path = self.path if self.path.isprintable() else repr(self.path)  # a newline or ESC in a name forges lines
+        where = f"{path}:{self.line}" if self.line else path
         return f"{where}: {self.message}"
 
 

@@ -3,13 +3,20 @@
 One pickle file per content folder, replaced atomically; it lives outside the content
 folder, which stays read-only. Losing it costs one full build, nothing else: a missing,
 damaged or outdated file is ignored and written again.
+
+Unpickling runs whatever the file says, so a file is loaded only if nobody else could have
+written it: owned by this user, in a folder that only this user (or root) owns and no group
+or other user may write, as ssh treats its keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
+import stat
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +25,7 @@ from typing import BinaryIO
 from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.content import shared_term
-from feedsvc.files import atomic_file
+from feedsvc.files import atomic_file, sweep_temp_files
 from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
 
 logger = logging.getLogger(__name__)
@@ -32,17 +39,52 @@ class CachedState:
     files: dict[str, tuple[Signature, Post | None, Problem | None]] = field(default_factory=dict)
     feeds: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = field(default_factory=dict)
     stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
+    bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
+
+
+# Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
+_RUNTIME_ONLY = frozenset({"host", "port", "threads", "cache_dir", "cache_max_age", "log_format", "access_log",
+                           "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token"})
+_PRUNE_AFTER = 30 * 86400  # seconds: the cache of a content folder not served for a month is dropped
+_TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed writer
 
 
 def cache_file(settings: Settings) -> Path | None:
-    """One file per content folder and the settings that shape a post or a feed; None when off."""
+    """One file per content folder (whatever the other settings); None when off."""
     if settings.cache_folder is None:
         return None
-    shape = repr((__version__, str(settings.content_dir.resolve()), settings))
-    return settings.cache_folder / f"state-{hashlib.sha256(shape.encode()).hexdigest()[:16]}.pickle"
+    folder = str(settings.content_dir.resolve())
+    return settings.cache_folder / f"state-{hashlib.sha256(folder.encode()).hexdigest()[:16]}.pickle"
 
 
-_HEADER = ("feedsvc-cache", __version__, 2)  # the last number: this file's layout
+def _shape(settings: Settings) -> str:
+    """What the cached posts and feeds were made with: a change starts cold, in the same file."""
+    values = [(name, getattr(settings, name)) for name in sorted(settings.__dataclass_fields__)
+              if name not in _RUNTIME_ONLY]
+    return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
+
+
+def _header(settings: Settings) -> tuple[str, str, int, str]:
+    return ("feedsvc-cache", __version__, 3, _shape(settings))  # 3: this file's layout
+
+
+def untrusted_folder(folder: Path) -> str | None:
+    """Why a cache folder others could write to must not be used, if so."""
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+        return f"its folder {folder} is writable by other users (chmod 700 it)"
+    return None
+
+
+def untrusted_file(st: os.stat_result) -> str | None:
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        return "the file is not a private file of this user"
+    return None
+
+
 _END = None
 _CHUNK = 5000  # posts per pickle: each pickler remembers every object it wrote, so keep them small
 
@@ -59,35 +101,52 @@ class _Unpickler(pickle.Unpickler):
         return shared_term(*pid)
 
 
-def _write(f: BinaryIO, state: CachedState) -> None:
+def _write(f: BinaryIO, state: CachedState, header: tuple[str, str, int, str]) -> None:
     protocol = pickle.HIGHEST_PROTOCOL
-    _Pickler(f, protocol).dump(_HEADER)
+    _Pickler(f, protocol).dump(header)
     files = [(source, *rest) for source, rest in state.files.items()]
     for start in range(0, len(files), _CHUNK):
         _Pickler(f, protocol).dump(files[start:start + _CHUNK])
     _Pickler(f, protocol).dump(state.feeds)
     _Pickler(f, protocol).dump(state.stamps)
+    _Pickler(f, protocol).dump(state.bodies)
     _Pickler(f, protocol).dump(_END)
 
 
 class ParseCache:
     def __init__(self, settings: Settings) -> None:
         self.path = cache_file(settings)
+        self.header = _header(settings)
 
     def load(self) -> CachedState:
-        if self.path is None or not self.path.exists():
+        if self.path is None:
             return CachedState()
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return CachedState()
+        except OSError as exc:
+            logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc.strerror or exc)
+            return CachedState()
+        with open(fd, "rb") as f:
+            if why := untrusted_folder(self.path.parent) or untrusted_file(os.fstat(fd)):
+                logger.error("cache %s not loaded: %s; building from the files", self.path, why)
+                return CachedState()
+            return self._read(f)
+
+    def _read(self, f: BinaryIO) -> CachedState:
         state = CachedState()
         try:
-            with open(self.path, "rb") as f:
-                if _Unpickler(f).load() != _HEADER:
-                    raise ValueError("not a feedsvc cache of this version")
-                while isinstance(part := _Unpickler(f).load(), list):
-                    state.files.update((source, rest) for source, *rest in part)
-                state.feeds = part
-                state.stamps = _Unpickler(f).load()
-                if _Unpickler(f).load() is not _END:
-                    raise ValueError("cache file does not end where it should")
+            if _Unpickler(f).load() != self.header:
+                logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
+                return CachedState()
+            while isinstance(part := _Unpickler(f).load(), list):
+                state.files.update((source, rest) for source, *rest in part)
+            state.feeds = part
+            state.stamps = _Unpickler(f).load()
+            state.bodies = _Unpickler(f).load()
+            if _Unpickler(f).load() is not _END:
+                raise ValueError("cache file does not end where it should")
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
@@ -98,7 +157,23 @@ class ParseCache:
             return
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds pickles: keep it private
+            if why := untrusted_folder(self.path.parent):
+                logger.error("cache %s not written: %s", self.path, why)
+                return
             with atomic_file(self.path, mode=0o600) as f:
-                _write(f, state)
+                _write(f, state, self.header)
+            self._prune()
         except (OSError, pickle.PicklingError) as exc:  # a full or read-only disk: serve on, uncached
             logger.warning("cache %s not written: %s", self.path, exc)
+
+    def _prune(self) -> None:
+        """Drop the caches of folders no longer served, and temp files a killed writer left."""
+        assert self.path is not None
+        sweep_temp_files(self.path.parent, older_than=_TEMP_AFTER)
+        now = time.time()
+        for path in self.path.parent.glob("state-*.pickle"):
+            try:
+                if path != self.path and now - path.lstat().st_mtime > _PRUNE_AFTER:
+                    path.unlink()
+            except OSError:
+                continue

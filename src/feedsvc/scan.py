@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import stat
 import threading
 import time
@@ -26,6 +27,7 @@ from feedsvc.unique import make_unique
 Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
 CachedFile = tuple[Signature, Post | None, Problem | None]
 PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
+_SKEW_NS = 2_000_000_000  # an mtime further ahead of the clock than this is a wrong clock, not a write in progress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +64,8 @@ class ContentFolder:
         self._entries: dict[str, _Entry] = {}
         self._scanned = False  # the first scan reads everything: there is no last version to keep
         self._walk_problems: dict[str, Problem] = {}  # symlinks out, unreadable folders: by path
+        self._unreadable: set[str] = set()  # folders that could not be listed ("" is the root): their posts stay
+        self._future: dict[str, Problem] = {}  # files whose mtime is ahead of the clock: published, and said so
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
         self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
@@ -73,33 +77,52 @@ class ContentFolder:
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
         if paths is None or not self._scanned:
+            self._unreadable = set()
             found, self._walk_problems = self._walk()
-            gone = self._entries.keys() - found.keys()
+            gone = {source for source in self._entries.keys() - found.keys() if not self._hidden(source)}
         else:
             found, gone = self._look_at({*paths, *self._unsettled})
         cached, self._seed = self._seed, {}
-        settle = self.settings.settle if self._scanned else 0.0
-        settled_before = (self.wall_clock() - settle) * 1e9
+        for source in cached.keys() - found.keys() - self._entries.keys():
+            if self._hidden(source):  # unreadable now: what the last run read is the best we have
+                self._entries[source] = _Entry(*cached[source])
+        now_ns = int(self.wall_clock() * 1e9)
+        settle_ns = int(self.settings.settle * 1e9) if self._scanned else 0
         self._scanned = True
         self._unsettled = set()
         for source in gone:
             self._entries.pop(source, None)
+            self._future.pop(source, None)
         stale: list[tuple[str, str, Signature]] = []
         for source, (path, signature) in found.items():
+            self._note_future(source, signature[0], now_ns)
             entry = self._entries.get(source)
             if entry is not None and entry.signature == signature:
                 continue
             if source in cached and cached[source][0] == signature:
                 _, last_good, cached_problem = cached[source]
                 self._entries[source] = _Entry(signature, last_good, cached_problem)
-            elif signature[0] > settled_before:  # still being written, perhaps: keep the last version for now
-                self._unsettled.add(path)
+            elif settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
+                self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
             else:
                 stale.append((source, path, signature))
         for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
             self._store(source, signature, result)
         return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
-                            unsettled=bool(self._unsettled))
+                            folder_ok=not self._unreadable, unsettled=bool(self._unsettled))
+
+    def _hidden(self, source: str) -> bool:
+        """Below a folder that could not be listed: not known to be gone."""
+        return any(not folder or source.startswith(folder + "/") for folder in self._unreadable)
+
+    def _note_future(self, source: str, mtime_ns: int, now_ns: int) -> None:
+        if mtime_ns <= now_ns + _SKEW_NS:
+            self._future.pop(source, None)
+        elif source not in self._future:
+            when = datetime.fromtimestamp(mtime_ns // 1_000_000_000, UTC).isoformat()
+            self._future[source] = Problem(path=source, line=None, message=(
+                f"modified time {when} is in the future (a wrong clock?); published, and its feeds "
+                "are dated no later than now"))
 
     def changed_near(self, source: str) -> datetime:
         """When the folder a file was in last changed (removing a file dates its folder); for deleted posts."""
@@ -137,6 +160,7 @@ class ContentFolder:
             below = source + "/"
             self._walk_problems = {k: v for k, v in self._walk_problems.items()
                                    if k != source and not k.startswith(below)}
+            self._unreadable = {f for f in self._unreadable if f != source and not f.startswith(below)}
             problems: list[Problem] = []
             if os.path.isdir(path) and not os.path.islink(path):
                 self._walk_into(path, found, problems)
@@ -147,13 +171,14 @@ class ContentFolder:
             if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
                 gone |= {s for s in self._entries if s.startswith(below) and s not in found}
             self._walk_problems.update((p.path, p) for p in problems)
-        return found, gone
+        return found, {source for source in gone if not self._hidden(source)}
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
         posts, clashes = make_unique((e.post for e in self._entries.values() if e.post is not None), self.settings)
         problems += clashes
         problems += [e.problem for e in self._entries.values() if e.problem is not None]
+        problems += self._future.values()
         problems.sort(key=lambda p: (p.path, p.line or 0))
         return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok,
                           unsettled=unsettled)
@@ -168,23 +193,32 @@ class ContentFolder:
         return found, {p.path: p for p in problems}
 
     def _walk_into(self, folder: str, found: dict[str, tuple[str, Signature]], problems: list[Problem]) -> None:
-        # os.scandir, not pathlib: its entries carry the file type, which halves the syscalls at 100,000 files
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            problems.append(Problem(path=self._relative(folder), line=None, message=exc.strerror or str(exc)))
-            return
+        """Depth first without recursion: a folder nested 1,000 deep is a folder like any other."""
         extensions = self.settings.extensions
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
+        stack = [folder]
+        while stack:
+            current = stack.pop()
+            # os.scandir, not pathlib: its entries carry the file type, which halves the syscalls at 100,000 files
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    self._walk_into(entry.path, found, problems)
-                elif is_post_file(entry.name, extensions):
-                    self._stat(entry.path, found, problems, symlink=entry.is_symlink())
+                entries = sorted(os.scandir(current), key=lambda e: e.name)
             except OSError as exc:
-                problems.append(Problem(path=self._relative(entry.path), line=None, message=exc.strerror or str(exc)))
+                self._unreadable.add(self._relative(current) if current != self._prefix.rstrip(os.sep) else "")
+                problems.append(Problem(path=self._relative(current), line=None,
+                                        message=f"folder unreadable: {exc.strerror or exc}"))
+                continue
+            folders = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.path)
+                    elif is_post_file(entry.name, extensions):
+                        self._stat(entry.path, found, problems, symlink=entry.is_symlink())
+                except OSError as exc:
+                    problems.append(Problem(path=self._relative(entry.path), line=None,
+                                            message=exc.strerror or str(exc)))
+            stack.extend(reversed(folders))
 
     def _stat(self, path: str, found: dict[str, tuple[str, Signature]], problems: list[Problem], *,
               symlink: bool) -> None:
@@ -201,7 +235,7 @@ class ContentFolder:
             problems.append(Problem(path=source, line=None, message=getattr(exc, "strerror", None) or str(exc)))
             return
         if stat.S_ISREG(st.st_mode):
-            found[source] = (path, (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns))
+            found[source] = (path, signature_of(st))
 
     def _relative(self, path: str) -> str:
         relative = path.removeprefix(self._prefix)
@@ -225,8 +259,43 @@ def load_file(source: str, path: str, signature: Signature, settings: Settings) 
         return Problem(path=source, line=None, message=exc.strerror or str(exc))
     if len(data) > limit:
         return _too_large(source, limit)
-    return load_post(source, data, settings, revision=f"{signature[0]:x}-{signature[1]:x}",
+    return load_post(source, data, settings, revision=revision_of(signature),
                      modified=_changed_at(signature[0], signature[3]))
+
+
+def revision_of(signature: Signature) -> str:
+    """A file version as text, kept in its Post: the body is read later only from this same version."""
+    return "-".join(f"{part:x}" for part in signature)
+
+
+def signature_of(st: os.stat_result) -> Signature:
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def read_version(root: str, source: str, revision: str, max_bytes: int) -> bytes | None:
+    """The bytes of `source` if it is still the version `revision` names, else None.
+
+    For reading a body after the scan, under the scan's rules: opened without blocking (a FIFO
+    put in its place cannot hang the reader), and read only if it is a regular file with the
+    same inode, size and times, so a symlink swapped to point elsewhere is never followed out.
+    """
+    try:
+        fd = os.open(os.path.join(root, source), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes or revision_of(signature_of(st)) != revision:
+            return None
+        chunks, left = [], st.st_size
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks) if left == 0 else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _changed_at(mtime_ns: int, ctime_ns: int) -> datetime:
@@ -248,8 +317,22 @@ def load_files(files: list[tuple[str, str, Signature]], settings: Settings) -> l
     method = "fork" if threading.active_count() == 1 else "spawn"
     size = max(500, len(files) // (cores * 4))
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
-    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context(method),
+                             initializer=_die_with, initargs=(os.getpid(),)) as pool:
         return [result for part in pool.map(_load_chunk, chunks, [settings] * len(chunks)) for result in part]
+
+
+def _die_with(parent: int) -> None:
+    """Worker start: end with the parent. Killed with -9, it cannot stop its pool, and the workers
+    would wait on their queue for good (each holds the queue's other end, so none sees it close)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _too_large(source: str, limit: int) -> Problem:

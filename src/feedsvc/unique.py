@@ -20,13 +20,21 @@ def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], 
     taken_slugs: dict[str, Post] = {}
     kept, problems = [], []
     for post in sorted(posts, key=lambda p: p.source):
-        id_clash, slug_clash = taken_ids.get(post.id), taken_slugs.get(post.slug)
+        slug_clash = taken_slugs.get(post.slug)
         if slug_clash is not None:
-            post = _with_slug(post, f"{post.slug}-{_suffix(post)}", settings)
+            slug, tries = post.slug, 0
+            while slug in taken_slugs:  # the new slug may be taken too (by a post named like it)
+                tries += 1
+                slug = f"{post.slug}-{_suffix(post, tries)}"
+            post = _with_slug(post, slug, settings)
             problems.append(Problem(path=post.source, line=None, message=(
                 f"same slug as {slug_clash.source}; published at {post.url} instead")))
-        if id_clash is not None and post.id in taken_ids:
-            post = dataclasses.replace(post, id=f"{post.id}#{_suffix(post)}")
+        if post.id in taken_ids:  # also when the new slug made a derived id someone else has
+            id_clash, unique_id, tries = taken_ids[post.id], post.id, 0
+            while unique_id in taken_ids:
+                tries += 1
+                unique_id = f"{post.id}#{_suffix(post, tries)}"
+            post = dataclasses.replace(post, id=unique_id)
             problems.append(Problem(path=post.source, line=None, message=(
                 f"same id as {id_clash.source}; published with id {post.id} instead")))
         taken_ids[post.id] = taken_slugs[post.slug] = post
@@ -34,8 +42,10 @@ def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], 
     return kept, problems
 
 
-def _suffix(post: Post) -> str:
-    return hashlib.sha256(post.source.encode()).hexdigest()[:8]
+def _suffix(post: Post, tries: int) -> str:
+    """From the path (the same on every rebuild); a second try, rarely needed, hashes the count too."""
+    text = post.source if tries == 1 else f"{post.source}\x00{tries}"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _with_slug(post: Post, slug: str, settings: Settings) -> Post:

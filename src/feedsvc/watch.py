@@ -55,4 +55,5 @@ class FolderWatch:
 
     def stop(self) -> None:
         self._observer.stop()
-        self._observer.join(timeout=5)
+        if self._observer.is_alive():  # it may never have started (see start_background)
+            self._observer.join(timeout=5)
