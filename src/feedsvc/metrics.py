@@ -29,25 +29,31 @@ class Metrics:
                               ["route"], registry=self.registry)
         self._children: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
-        self._feed_requests = self._not_modified = 0
         self.registry.register(_SnapshotCollector(self, snapshot, builds, websub))
 
     def observe(self, route: str, status: int, sent: int) -> None:
-        """Count one answered request; cheap enough for the fast path (children are cached)."""
+        """Count one answered request from any thread; cheap enough for the fast path (children are cached).
+
+        Only prometheus_client counters change here, and each takes its own lock (MutexValue); the
+        304 ratio is worked out from them at scrape time, not kept in counters of its own.
+        """
         key = (route, status)
         child = self._children.get(key)
         if child is None:
             with self._lock:
-                child = self._children[key] = (self._requests.labels(route, str(status)), self._bytes.labels(route))
+                child = self._children.setdefault(
+                    key, (self._requests.labels(route, str(status)), self._bytes.labels(route)))
         child[0].inc()
         if sent:
             child[1].inc(sent)
-        if route == "feed":
-            self._feed_requests += 1
-            self._not_modified += status == 304
 
     def not_modified_ratio(self) -> float:
-        return self._not_modified / self._feed_requests if self._feed_requests else 0.0
+        """The share of feed requests answered 304, read from the request counters."""
+        feed = [sample for family in self._requests.collect() for sample in family.samples
+                if sample.name.endswith("_total") and sample.labels["route"] == "feed"]
+        answered = sum(sample.value for sample in feed)
+        not_modified = sum(sample.value for sample in feed if sample.labels["status"] == "304")
+        return not_modified / answered if answered else 0.0
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
