@@ -175,14 +175,17 @@ def test_serve_answers_over_http_and_follows_the_folder(
         assert served.terminate() == 0, served.logs()
         assert "Traceback" not in served.stderr.read_text(), served.logs()
 
-def test_build_removes_feeds_the_content_no_longer_has(write_post: WritePost, content_dir: Path,
-                                                       tmp_path: Path) -> None:
+def test_build_keeps_emptied_feeds_and_removes_retired_ones(write_post: WritePost, content_dir: Path,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_post("a.md", title="A", date="2025-01-01", categories="[news]")
     match = write_post("b.md", title="B", date="2025-01-02", categories="[sport]")
     out = tmp_path / "out"
     assert run_cli("build", "--content", str(content_dir), "--out", str(out)) == 0
     assert (out / "feeds/category/sport.atom").exists()
     match.unlink()
+    assert run_cli("build", "--content", str(content_dir), "--out", str(out)) == 0
+    assert parse((out / "feeds/category/sport.atom").read_bytes()).entries == []  # its readers keep a feed
+    monkeypatch.setenv("FEEDSVC_RETIRED", "category/sport")  # until it is retired (test_subscriptions)
     assert run_cli("build", "--content", str(content_dir), "--out", str(out)) == 0
     assert not (out / "feeds/category/sport.atom").exists()
     assert sorted(feed_files(out)) == [f"{path}.{fmt}" for path in ("all", "category/news")

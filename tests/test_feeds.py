@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+TOKEN = "operator-token-for-tests"  # FEEDSVC_ADMIN_TOKEN: /healthz names files only to the operator
+OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
@@ -146,30 +148,34 @@ def test_max_items_caps_every_feed(write_post: WritePost, make_app: Callable[...
     assert len(parse(client.get("/feeds/category/news.atom")).entries) == 3
 
 
-def test_broken_post_is_reported_and_isolated(newsroom: None, write_post: WritePost, client: FlaskClient) -> None:
+def test_broken_post_is_reported_and_isolated(newsroom: None, write_post: WritePost,
+                                              make_app: Callable[..., Flask]) -> None:
+    client = make_app(admin_token=TOKEN).test_client()
     write_post("bad.md", "---\ntitle: Broken\ndate: [oops\n---\n")
     rebuild(client.application)
     assert len(parse(client.get("/feeds/all.atom")).entries) == 3
-    problems = client.get("/healthz").json["problems"]
+    problems = client.get("/healthz", headers=OPERATOR).json["problems"]
     assert problems == [{"file": "bad.md", "line": 4, "message": problems[0]["message"]}]
     assert "invalid YAML" in problems[0]["message"]
 
 
-def test_broken_edit_keeps_the_last_good_version(write_post: WritePost, client: FlaskClient) -> None:
+def test_broken_edit_keeps_the_last_good_version(write_post: WritePost, make_app: Callable[..., Flask]) -> None:
+    client = make_app(admin_token=TOKEN).test_client()
     path = write_post("post.md", title="Good", date="2025-01-01")
     rebuild(client.application)
     path.write_text("---\ntitle: Half-sav", "utf-8")
     rebuild(client.application)
     assert [e.title for e in parse(client.get("/feeds/all.atom")).entries] == ["Good"]
-    assert client.get("/healthz").json["problems"][0]["file"] == "post.md"
+    assert client.get("/healthz", headers=OPERATOR).json["problems"][0]["file"] == "post.md"
     path.unlink()
     rebuild(client.application)
     assert parse(client.get("/feeds/all.atom")).entries == []
-    assert client.get("/healthz").json["problems"] == []
+    assert client.get("/healthz", headers=OPERATOR).json["problems"] == []
 
 
-def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost, client: FlaskClient,
+def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost,
                                                           make_app: Callable[..., Flask]) -> None:
+    client = make_app(admin_token=TOKEN).test_client()
     write_post("a.md", title="A", date="2025-01-01", id="tag:example.org,2025:x")
     write_post("b.md", title="B", date="2025-01-02", id="tag:example.org,2025:x")
     rebuild(client.application)
@@ -181,7 +187,7 @@ def test_duplicate_ids_are_reported_and_feeds_stay_unique(write_post: WritePost,
     ids, links = [e.id for e in entries], [e.link for e in entries]
     assert len(set(ids)) == len(set(links)) == 4
     assert ids[3] == "tag:example.org,2025:x" and ids[2].startswith("tag:example.org,2025:x#")
-    problems = {p["file"]: p["message"] for p in client.get("/healthz").json["problems"]}
+    problems = {p["file"]: p["message"] for p in client.get("/healthz", headers=OPERATOR).json["problems"]}
     assert "same id as a.md" in problems["b.md"]
     assert "same slug as a.md" in problems["news/c.md"]
     assert "same slug as a.md" in problems["sport/a.md"]

@@ -19,6 +19,7 @@ from feedsvc.cli import main
 from feedsvc.config import Settings
 
 GOOD = front_matter_post(title="Steady post", date="2025-01-01-00-00-00")
+TOKEN = "operator-token-for-tests"  # FEEDSVC_ADMIN_TOKEN: /healthz names files only to the operator
 
 
 def titles(app: Flask) -> list[str]:
@@ -26,7 +27,9 @@ def titles(app: Flask) -> list[str]:
 
 
 def problems(app: Flask) -> dict[str, str]:
-    return {p["file"]: p["message"] for p in app.test_client().get("/healthz").json["problems"]}
+    """What the operator sees (the public /healthz names no files); the app needs admin_token=TOKEN."""
+    health = app.test_client().get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).json
+    return {p["file"]: p["message"] for p in health["problems"]}
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ def test_file_that_vanishes_between_listing_and_reading(steady: Path, content_di
         return open(path, *args, **kwargs)
 
     monkeypatch.setattr(scan, "open", vanishing_open, raising=False)  # the scanner's open(), nobody else's
-    app = make_app()
+    app = make_app(admin_token=TOKEN)
     assert titles(app) == ["Steady post"]
     assert problems(app) == {}
 
@@ -64,7 +67,7 @@ def test_unreadable_file_is_reported(steady: Path, content_dir: Path, make_app: 
         return open(path, *args, **kwargs)
 
     monkeypatch.setattr(scan, "open", denying_open, raising=False)
-    app = make_app()
+    app = make_app(admin_token=TOKEN)
     assert titles(app) == ["Steady post"]
     assert problems(app) == {"locked.md": "Permission denied"}
 
@@ -77,7 +80,7 @@ def test_symlinks(steady: Path, content_dir: Path, tmp_path: Path, make_app: Cal
     (content_dir / "loop-b.md").symlink_to(content_dir / "loop-a.md")
     (content_dir / "alias.txt").symlink_to(steady)  # inside the folder: an ordinary post
     (content_dir / "dir-loop").symlink_to(content_dir, target_is_directory=True)
-    app = make_app()
+    app = make_app(admin_token=TOKEN)
     assert "Outside the folder" not in titles(app)
     found = problems(app)
     assert "outside the content folder" in found["escape.md"]

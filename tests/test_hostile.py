@@ -12,6 +12,8 @@ from lxml import etree
 
 from feedsvc.cli import main
 
+TOKEN = "operator-token-for-tests"  # FEEDSVC_ADMIN_TOKEN: /healthz names files only to the operator
+OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 GOOD = front_matter_post(title="Good neighbour", date="2025-01-01-00-00-00", categories="[news]")
 BILLION_LAUGHS = "---\ntitle: T\ndate: 2020-01-01\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefgh", "bcdefghi", strict=True)
@@ -66,9 +68,9 @@ def test_broken_post_is_named_and_isolated(
         make_app: Callable[..., Flask], check: Callable[[], tuple[int, str]]) -> None:
     (content_dir / "good.txt").write_text(GOOD, "utf-8")
     (content_dir / name).write_bytes(data)
-    app = make_app()
+    app = make_app(admin_token=TOKEN)
     assert_feeds_valid(app, {"Good neighbour"})
-    problems = app.test_client().get("/healthz").json["problems"]
+    problems = app.test_client().get("/healthz", headers=OPERATOR).json["problems"]
     assert [(p["file"], p["line"]) for p in problems] == [(name, line)]
     assert reason in problems[0]["message"]
     code, out = check()
@@ -82,9 +84,9 @@ def test_oversized_file_is_refused_without_reading_it(content_dir: Path, make_ap
     with big.open("wb") as f:
         f.write(b"---\ntitle: Huge\ndate: 2020-01-01\n---\n")
         f.truncate(50 * 1024 * 1024)  # sparse: 50 MB without using the disk
-    app = make_app(max_post_bytes=1024 * 1024)
+    app = make_app(max_post_bytes=1024 * 1024, admin_token=TOKEN)
     assert_feeds_valid(app, {"Good neighbour"})
-    problem = app.test_client().get("/healthz").json["problems"][0]
+    problem = app.test_client().get("/healthz", headers=OPERATOR).json["problems"][0]
     assert problem["file"] == "huge.md" and "FEEDSVC_MAX_POST_BYTES" in problem["message"]
 
 
@@ -113,5 +115,5 @@ def test_bom_and_crlf_are_fine(content_dir: Path, make_app: Callable[..., Flask]
     text = GOOD.replace("\n", "\r\n")
     (content_dir / "bom.txt").write_bytes(b"\xef\xbb\xbf" + text.encode())
     app = make_app()
-    assert app.test_client().get("/healthz").json["problems"] == []
+    assert app.test_client().get("/healthz").json["problem_count"] == 0
     assert_feeds_valid(app, {"Good neighbour"})

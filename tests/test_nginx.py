@@ -41,9 +41,10 @@ def newsroom(write_post: WritePost) -> None:
 
 
 def render_server_conf(root: Path, port: int) -> str:
-    """deploy/nginx.conf for this export and port: the two directives its header names, replaced."""
+    """deploy/nginx.conf for this export and port: the three directives its header names, replaced."""
     lines = SERVER_CONF.read_text("utf-8").splitlines(keepends=True)
-    for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"), ("root /srv/feedsvc;", f"root {root};")):
+    for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"), ("root /srv/feedsvc;", f"root {root};"),
+                     ("include /srv/feedsvc/nginx-redirects.conf;", f"include {root}/nginx-redirects.conf;")):
         found = [i for i, line in enumerate(lines) if line.partition("#")[0].strip() == old]
         assert len(found) == 1, f"deploy/nginx.conf should have the directive {old!r} exactly once"
         lines[found[0]] = lines[found[0]].replace(old, new)
@@ -67,7 +68,8 @@ def export(newsroom: None, content_dir: Path, tmp_path: Path, capsys: pytest.Cap
 
 def test_build_writes_gzip_variants_dated_with_the_feed(export: Path, content_dir: Path) -> None:
     files = sorted(p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file())
-    assert files == sorted(name + gz for name in [*FEEDS, "feeds.opml"] for gz in ("", ".gz"))
+    assert files == sorted([*(name + gz for name in [*FEEDS, "feeds.opml"] for gz in ("", ".gz")),
+                            "nginx-redirects.conf"])
     for name in [*FEEDS, "feeds.opml"]:
         document, compressed = export / name, export / f"{name}.gz"
         assert gzip.decompress(compressed.read_bytes()) == document.read_bytes(), name
@@ -87,11 +89,14 @@ def test_rebuild_removes_stale_gzip_variants_and_redates_only_what_changed(expor
     assert build() == first  # nothing changed: no validator changes either
 
     (content_dir / "2025/match.md").unlink()
+    (export / "feeds/tag/orphan.atom.gz").write_bytes(gzip.compress(b"<feed/>"))  # no document beside it
     time.sleep(0.01)
     after = build()
-    assert not list((export / "feeds").glob("category/sport.*"))
-    assert set(after) == set(first) - {f"feeds/category/sport.{fmt}{gz}" for fmt in ("atom", "rss", "json")
-                                       for gz in ("", ".gz")}
+    assert set(after) == set(first)  # the sport feed stays for its subscribers, empty; the orphan goes
+    for fmt in ("atom", "rss", "json"):
+        sport = f"feeds/category/sport.{fmt}"
+        assert after[sport] > first[sport] and after[f"{sport}.gz"] == after[sport]
+        assert b"Cup final" not in (export / sport).read_bytes()
     assert after["feeds.opml"] > first["feeds.opml"]  # the list lost its sport feed
     assert after["feeds.opml"] == after["feeds.opml.gz"]
     assert after["feeds/category/news.atom"] == first["feeds/category/news.atom"]

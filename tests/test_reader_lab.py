@@ -241,7 +241,8 @@ def test_every_reader_sees_every_change_from_the_static_export(content: Path, tm
                         "--base-url", base], check=True, capture_output=True, timeout=60)
 
     build()
-    config = NGINX_CONF.read_text("utf-8").replace("root /srv/feedsvc;", f"root {out};")
+    config = NGINX_CONF.read_text("utf-8").replace("root /srv/feedsvc;", f"root {out};").replace(
+        "include /srv/feedsvc/nginx-redirects.conf;", f"include {out}/nginx-redirects.conf;")
     config = config.replace('add_header Cache-Control "max-age=300";', 'add_header Cache-Control "max-age=0";')
     with ExitStack() as stack:
         static = stack.enter_context(run_nginx(tmp_path / "nginx", lambda port: config.replace(

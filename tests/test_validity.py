@@ -37,7 +37,7 @@ def feed_paths(client: FlaskClient) -> list[str]:
 
 def test_bundled_content_is_clean(bundled: FlaskClient) -> None:
     health = bundled.get("/healthz").json
-    assert health["problems"] == []
+    assert health["problem_count"] == 0
     assert health["posts"] >= 8
     paths = feed_paths(bundled)
     assert len([p for p in paths if p.startswith("/feeds/category/") and p.endswith(".atom")]) >= 4

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html.parser import HTMLParser
 
 import pytest
 from conftest import BASE_URL, WritePost, rebuild
+from flask import Flask
 from flask.testing import FlaskClient
+
+TOKEN = "operator-token-for-tests"  # FEEDSVC_ADMIN_TOKEN: /healthz names files only to the operator
 
 
 class Links(HTMLParser):
@@ -66,16 +70,18 @@ def test_post_page_renders_and_escapes(posts: None, client: FlaskClient) -> None
     assert client.get("/posts/missing").status_code == 404
 
 
-def test_healthz(posts: None, write_post: WritePost, client: FlaskClient) -> None:
+def test_healthz(posts: None, write_post: WritePost, make_app: Callable[..., Flask]) -> None:
+    client = make_app(admin_token=TOKEN).test_client()
     health = client.get("/healthz").json
     assert health["status"] == "ok"
     assert health["posts"] == 2
     assert health["feeds"] == 3 * 3  # all, news, health-science in Atom, RSS, JSON
     assert health["last_build"].endswith("+00:00")
-    assert health["problems"] == []
+    assert health["problem_count"] == 0
     write_post("sub/bad.txt", "---\ntitle: T\ndate: 2021-02-30T00:00:00\n---\n")
     rebuild(client.application)
-    problem = client.get("/healthz").json["problems"][0]
+    assert client.get("/healthz").json["problem_count"] == 1  # which file: the operator's view (test_subscriptions)
+    problem = client.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).json["problems"][0]
     assert problem["file"] == "sub/bad.txt" and problem["line"] == 3
     assert "not a valid date" in problem["message"]
 

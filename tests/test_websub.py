@@ -30,6 +30,7 @@ from feedsvc.app import Background, create_app, start_background
 from feedsvc.config import Settings
 from feedsvc.websub import WebSubNotifier
 
+TOKEN = "operator-token-for-tests"  # FEEDSVC_ADMIN_TOKEN: /healthz names files and hubs only to the operator
 FORMATS = ("atom", "rss", "json")
 URL1, URL2, URL3 = (f"{BASE_URL}/feeds/{path}.atom" for path in ("all", "category/news", "category/sport"))
 
@@ -322,7 +323,7 @@ class Service:
     background: Background
 
     def health(self) -> dict[str, Any]:
-        response = self.client.get("/healthz")
+        response = self.client.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"})  # hub URLs: operator only
         assert response.status_code == 200
         body: dict[str, Any] = response.json
         return body
@@ -350,7 +351,7 @@ def start_service(hub: Hub, make_settings: Callable[..., Settings],
         if notifier_options:  # start_background() has no settings for these; give it a preset class
             monkeypatch.setattr(app_module, "WebSubNotifier",
                                 functools.partial(WebSubNotifier, **notifier_options))
-        app = create_app(make_settings(websub_hubs=hub.url, rebuild_interval=3600, debounce=0.05))
+        app = create_app(make_settings(websub_hubs=hub.url, rebuild_interval=3600, debounce=0.05, admin_token=TOKEN))
         client = app.test_client()
         first_build = client.get("/healthz").json["last_build"]
         background = start_background(app)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from slugify import slugify
 
-from feedsvc.model import Channel, Listing, Post
-
-ALL = Channel(kind="all", slug="all", name="All posts")
+from feedsvc.model import ALL, Channel, Listing, Post
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +29,12 @@ def sort_key(post: Post) -> tuple[float, str]:
     return (-post.date.timestamp(), post.slug)
 
 
-def build_catalog(posts: Iterable[Post], *, now: datetime) -> Catalog:
+def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] = (),
+                  hidden: Collection[str] = ()) -> Catalog:
+    """`keep`: paths of channels that have served entries; one with no posts now is listed empty, so its
+    URL keeps answering (readers give up on a feed after a few 404s). `hidden`: paths renamed or
+    retired in the configuration, never listed, posts or not (their URLs answer 301 or 410).
+    """
     posts = list(posts)
     visible = sorted((p for p in posts if is_visible(p, now)), key=sort_key)
     future = [p.date for p in posts if not p.draft and p.date > now]
@@ -43,7 +46,10 @@ def build_catalog(posts: Iterable[Post], *, now: datetime) -> Catalog:
                 key = (channel.kind, channel.slug)
                 channels.setdefault(key, channel)
                 groups[key].append(post)
-    order = sorted(channels, key=lambda k: (_KIND_ORDER[k[0]], channels[k].name.casefold(), k[1]))
+    for channel in filter(None, map(Channel.at, keep)):
+        channels.setdefault((channel.kind, channel.slug), channel)
+    order = sorted((k for k in channels if channels[k].path not in hidden),
+                   key=lambda k: (_KIND_ORDER[k[0]], channels[k].name.casefold(), k[1]))
     return Catalog(
         listings=tuple(Listing(channel=channels[k], posts=tuple(groups[k])) for k in order),
         visible=tuple(visible),

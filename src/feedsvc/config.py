@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from feedsvc.model import is_channel_path
+
 ENV_PREFIX = "FEEDSVC_"
 
 
@@ -23,8 +25,9 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message names the setting."""
 
 
-def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "parse": parse})
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None, *, secret: bool = False) -> Any:
+    # repr=False keeps a secret out of logs and tracebacks that print the settings.
+    return field(default=default, metadata={"help": help, "parse": parse}, repr=not secret)
 
 
 def _bool(value: str) -> bool:
@@ -36,6 +39,17 @@ def _bool(value: str) -> bool:
 
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _pairs(value: str) -> tuple[tuple[str, str], ...]:
+    """`old=new, old2=new2` (the environment's spelling of the TOML table `[redirects]`)."""
+    pairs: dict[str, str] = {}
+    for part in _split_list(value):
+        old, equals, new = part.partition("=")
+        if not equals or old.strip() in pairs:  # a second rename of one channel: which one was meant?
+            raise ValueError(part)
+        pairs[old.strip()] = new.strip()
+    return tuple(pairs.items())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +106,17 @@ class Settings:
     websub_hubs: tuple[str, ...] = _setting(
         (), "WebSub hub URLs, comma-separated: advertised in every feed and told of every change.", _split_list,
     )
+    redirects: tuple[tuple[str, str], ...] = _setting(
+        (), "Renamed feeds: `old=new` channel paths (`category/old=category/new`), comma-separated; "
+        "in TOML a `[redirects]` table. The old URLs answer 301 to the new ones.", _pairs,
+    )
+    retired: tuple[str, ...] = _setting(
+        (), "Channel paths (`tag/old`) whose feeds answer `410 Gone`, comma-separated.", _split_list,
+    )
+    admin_token: str = _setting(
+        "", "Bearer token that shows /healthz's operator view (problem files, hub URLs); none: no one sees it.",
+        secret=True,
+    )
 
     def __post_init__(self) -> None:
         _check(self)
@@ -137,6 +162,47 @@ def _check(settings: Settings) -> None:
         settings.post_url.format(base_url="", slug="s", year=2000, month="01", day="01")
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(f"FEEDSVC_POST_URL: bad pattern {settings.post_url!r} ({exc})") from None
+    if settings.leader_lock and (Path(settings.leader_lock).is_dir() or not Path(settings.leader_lock).parent.is_dir()):
+        raise ConfigError(f"FEEDSVC_LEADER_LOCK: {settings.leader_lock!r} must name a file in an existing folder")
+    token = settings.admin_token
+    if token and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError("FEEDSVC_ADMIN_TOKEN must be at least 16 printable ASCII characters without spaces "
+                          "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    _check_channels(settings)
+
+
+def _check_channels(settings: Settings) -> None:
+    """Retired and renamed channels: well-formed paths, no loops; a chain of renames becomes one hop."""
+    retired = set(settings.retired)
+    for path in settings.retired:
+        if not is_channel_path(path):
+            raise ConfigError(f"FEEDSVC_RETIRED (retired): {path!r} {_NOT_A_CHANNEL}")
+    moved = dict(settings.redirects)
+    for old, new in moved.items():
+        entry = f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {new!r}"
+        for path in (old, new):
+            if not (is_channel_path(path) or path == new == "all"):  # all posts may be a new home, never an old one
+                raise ConfigError(f"{entry}: {path!r} {_NOT_A_CHANNEL}")
+        if clash := next((path for path in (old, new) if path in retired), None):
+            raise ConfigError(f"{entry}: {clash!r} is also retired")
+    final = {old: _last_hop(old, moved) for old in moved}
+    object.__setattr__(settings, "redirects", tuple(sorted(final.items())))
+    object.__setattr__(settings, "retired", tuple(sorted(retired)))
+
+
+def _last_hop(old: str, moved: Mapping[str, str]) -> str:
+    """Where a rename ends up when the new name was renamed again: readers get one redirect, not a chain."""
+    hops = [old]
+    while (new := moved.get(hops[-1])) is not None:
+        if new in hops:
+            raise ConfigError(f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {moved[old]!r}: the renames go round "
+                              f"in a circle ({' -> '.join([*hops, new])})")
+        hops.append(new)
+    return hops[-1]
+
+
+_NOT_A_CHANNEL = ("is not a channel path: category/, tag/ or author/ and a slug of a-z, 0-9 and single "
+                  "hyphens, as in the feed's URL without /feeds/ and the extension")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -145,7 +211,11 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Turn a string (env, flag) or TOML value into the field's type, naming the source on error."""
     parse = FIELDS[name].metadata["parse"]
-    if isinstance(value, list) and name in ("extensions", "websub_hubs"):
+    if name == "redirects" and not isinstance(value, str):
+        return _table(value, source)
+    if isinstance(value, list) and name in ("extensions", "websub_hubs", "retired"):
+        if not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{source}: expected a list of strings, got {value!r}")
         value = ",".join(value)
     if parse is None:
         return str(value)
@@ -156,8 +226,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         return parse(value) if isinstance(value, str) or parse is not Path else Path(value)
     except (TypeError, ValueError):
-        kind = "true or false" if parse is _bool else parse.__name__
+        kind = {_bool: "true or false", _pairs: "old=new pairs, comma-separated"}.get(parse, parse.__name__)
         raise ConfigError(f"{source}: expected {kind}, got {value!r}") from None
+
+
+def _table(value: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """The TOML `[redirects]` table: "old" = "new" channel paths."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: expected a table of \"old\" = \"new\" channel paths, got {value!r}")
+    for old, new in value.items():
+        if not isinstance(new, str):
+            raise ConfigError(f"{source}: {old!r} = {new!r}: the new channel path must be a string")
+    return tuple(value.items())
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -195,12 +275,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if config_path := env.get(ENV_PREFIX + "CONFIG"):
         values.update(_from_toml(Path(config_path)))
     values.update(_from_env(env))
-    if "cache_dir" not in values and (home := env.get("XDG_CACHE_HOME") or env.get("HOME")):
-        values["cache_dir"] = str(Path(home, "" if "XDG_CACHE_HOME" in env else ".cache", "feedsvc"))
+    if "cache_dir" not in values and (folder := _user_cache_folder(env)):
+        values["cache_dir"] = str(folder / "feedsvc")
     for name, value in overrides.items():
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}") if isinstance(value, str) else value
     return Settings(**values)
+
+
+def _user_cache_folder(env: Mapping[str, str]) -> Path | None:
+    """$XDG_CACHE_HOME, or ~/.cache: the XDG Base Directory spec treats an empty or relative value as unset."""
+    if (xdg := env.get("XDG_CACHE_HOME", "")) and Path(xdg).is_absolute():
+        return Path(xdg)
+    return Path(home, ".cache") if (home := env.get("HOME")) else None
 
 
 def to_env(settings: Settings) -> dict[str, str]:
@@ -208,6 +295,8 @@ def to_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name in FIELDS:
         value = getattr(settings, name)
+        if name == "redirects":
+            value = tuple(f"{old}={new}" for old, new in value)
         env[ENV_PREFIX + name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
 

@@ -6,28 +6,39 @@ body. A feed's files carry its Last-Modified as their mtime, because a static se
 Last-Modified (and nginx its ETag, "mtime-size") from the mtime: a document whose bytes change
 gets a later mtime, always, so neither validator can hide the change. Each file is replaced
 atomically: old or new, never partial.
+
+A feed an earlier build wrote keeps being written (empty, while its channel has no posts):
+readers subscribed to it. Renamed and retired channels (FEEDSVC_REDIRECTS, FEEDSVC_RETIRED) lose
+their files and get rules in `nginx-redirects.conf`, which deploy/nginx.conf includes.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
+from feedsvc.config import Settings
 from feedsvc.files import write_atomically
-from feedsvc.model import FeedFormat, RenderedFeed
+from feedsvc.model import Channel, FeedFormat, RenderedFeed
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
+from feedsvc.urls import feed_url
 
 _FEED_SUFFIXES = tuple(f".{fmt.value}" for fmt in FeedFormat)
+NGINX_RULES = "nginx-redirects.conf"
 
 
 def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     """Every feed's subscription document at its path under /feeds/, and feeds.opml, each with a
-    `.gz` beside it; returns the documents (not the `.gz` files).
+    `.gz` beside it, and the nginx rules for renamed and retired feeds; returns the documents (not
+    the `.gz` files, not the rules).
 
-    Only files whose bytes change are written. Feeds of earlier builds that the content no longer
-    has are removed, as the server would 404.
+    Only files whose bytes change are written. A feed an earlier build wrote stays (an empty feed
+    while its channel has no posts), also when this build has lost the stamps that know it; the
+    feeds of renamed and retired channels are removed.
     """
+    publisher.remember(_written_channels(out / "feeds"))
     documents = [(path, fmt) for path in sorted(publisher.snapshot.listings) for fmt in FeedFormat]
     changed = {doc: _written_at(_target(out, *doc)) for doc in documents
                if not _holds_feed(_target(out, *doc), _feed(publisher, *doc))}
@@ -44,7 +55,41 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
         write_atomically(target, feed.body, mtime=mtime)
     written = [_target(out, *doc) for doc in documents]
     _remove_stale(out / "feeds", keep=set(written))
+    _write_if_changed(out / NGINX_RULES, nginx_rules(publisher.settings))
     return [*written, _write_opml(publisher.snapshot.opml, out / "feeds.opml")]
+
+
+def _written_channels(folder: Path) -> dict[str, datetime]:
+    """Channel path -> when its documents were last dated, for each feed an earlier build left in `folder`."""
+    found: dict[str, datetime] = {}
+    for suffix in _FEED_SUFFIXES:
+        for document in folder.rglob(f"*{suffix}") if folder.is_dir() else ():
+            path = document.relative_to(folder).as_posix().removesuffix(suffix)
+            if Channel.at(path) is not None and (at := _written_at(document)) is not None:
+                found[path] = max(at, found.get(path, at))
+    return found
+
+
+def nginx_rules(settings: Settings) -> bytes:
+    """`location` blocks for deploy/nginx.conf's `include`: 301 for renamed feeds, 410 for retired ones."""
+    lines = ["# Written by `feedsvc build` from FEEDSVC_REDIRECTS and FEEDSVC_RETIRED; deploy/nginx.conf includes it.",
+             "# nginx reads it when it starts or reloads: run `nginx -s reload` after it changes."]
+    for old, new in settings.redirects:
+        target = Channel.at(new)
+        assert target is not None  # checked when the settings were read
+        for fmt in FeedFormat:
+            # Quoted, and percent-encoded outside URL characters: nothing in the base URL can end the
+            # directive (;), open a block ({) or name a variable ($). The query goes along, as in `serve`.
+            location = quote(feed_url(settings, target, fmt), safe=":/?#[]@!&()*+,=%")
+            lines.append(f'location = /feeds/{old}.{fmt.value} {{ return 301 "{location}$is_args$args"; }}')
+    for path in settings.retired:
+        lines += [f"location = /feeds/{path}.{fmt.value} {{ return 410; }}" for fmt in FeedFormat]
+    return "\n".join([*lines, ""]).encode()
+
+
+def _write_if_changed(target: Path, data: bytes) -> None:
+    if not _holds(target, data):
+        write_atomically(target, data)
 
 
 def _holds_feed(target: Path, feed: RenderedFeed) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -110,6 +111,30 @@ class Channel:
     def path(self) -> str:
         """URL path below /feeds/, without the format extension."""
         return "all" if self.kind == "all" else f"{self.kind}/{self.slug}"
+
+    @classmethod
+    def at(cls, path: str) -> Channel | None:
+        """The channel whose feeds are at /feeds/<path>.*, named by its slug; None if no channel can be there.
+
+        For a channel known only by its URL (one with no posts now, or a redirect's target): the slug
+        is all there is to name it, and the same path always gives the same feed title.
+        """
+        if path == "all":
+            return ALL
+        if not is_channel_path(path):
+            return None
+        kind, _, slug = path.partition("/")
+        return cls(kind=kind, slug=slug, name=slug)
+
+
+ALL = Channel(kind="all", slug="all", name="All posts")
+# What slugify makes of a name (content.slug_for): lower-case letters and digits, single hyphens between.
+_CHANNEL_PATH = re.compile(r"(?:category|tag|author)/[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def is_channel_path(path: str) -> bool:
+    """A category, tag or author feed's path below /feeds/ (`tag/harbour`), as its slug can be."""
+    return _CHANNEL_PATH.fullmatch(path) is not None
 
 
 @dataclass(**_FROZEN)

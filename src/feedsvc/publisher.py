@@ -3,6 +3,11 @@
 Also hands out feed pages: the subscription documents of all posts and of each category are
 rendered in the rebuild; pages, `?limit=` variants and tag or author feeds on first request,
 then kept in a small cache keyed by what they contain.
+
+A channel that has served entries is never dropped: while it has no posts it is published as an
+empty feed (readers unsubscribe from a URL after a few 404s). The record of such channels is the
+stamps, which the cache keeps across restarts. Channels renamed or retired in the configuration
+are not published at all; the web layer answers their URLs with 301 or 410.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from feedsvc.bodies import Bodies
@@ -27,7 +32,7 @@ from feedsvc.paging import paginate
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder, ScanResult
-from feedsvc.stamps import Stamp, fingerprints, restamp
+from feedsvc.stamps import Stamp, fingerprints, restamp, whole_seconds
 from feedsvc.urls import feed_url
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,8 @@ class Publisher:
         self._stamps: dict[str, Stamp] = {}  # channel path -> when its documents last changed
         self._cached_stamps = cached.stamps  # path -> (fingerprint, time): the stamps of the last run
         self._floors: dict[str, datetime] = {}  # path -> a time the next stamp must be after (see date_after)
+        self._hidden = frozenset(settings.retired) | {old for old, _ in settings.redirects}  # 410 or 301
+        self._republish = False  # channels were remembered since the last publish (see remember)
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._future_due: datetime | None = None  # when the earliest future-dated post goes live
@@ -76,19 +83,38 @@ class Publisher:
             if self._nothing_to_publish(old, scan, now):  # e.g. the periodic rescan, or a file not settled yet
                 snapshot = dataclasses.replace(old, built_at=now, build_seconds=time.perf_counter() - started)
             else:
-                catalog = build_catalog(scan.posts, now=now)
+                catalog = build_catalog(scan.posts, now=now, keep=self._stamps.keys() | self._cached_stamps.keys(),
+                                        hidden=self._hidden)
                 self._future_due = catalog.next_due
                 self._restamp(catalog, scan, now)
                 snapshot = self._publish(scan, catalog, now, started)
+                self._republish = False
             self.snapshot = snapshot
             self.builds = (self.builds[0] + 1, self.builds[1] + snapshot.build_seconds)
             retry = now + timedelta(seconds=self.settings.settle) if scan.unsettled else None
             self.next_due = min(filter(None, (self._future_due, retry)), default=None)
             self._log(old, snapshot, changed=scan.changed)
-            if self.on_change is not None and old.built_at is not None and (urls := self._changed_feeds(old, snapshot)):
-                self.on_change(urls)
             self._dirty |= bool(scan.changed)  # a restart that read everything from the cache has nothing to write
+            if (tell := self.on_change) is not None and old.built_at is not None and (
+                    urls := self._changed_feeds(old, snapshot)):
+                _tell(tell, urls)
             return snapshot
+
+    def remember(self, channels: Mapping[str, datetime]) -> Snapshot:
+        """Publish again with these channels kept answering, dated as given while they stay empty.
+
+        For `build` without the last run's stamps (no cache): the feed files an earlier run wrote
+        name channels readers may be subscribed to, and their mtimes say when they were last dated.
+        Channels already known, renamed or retired, or not channel paths are left alone.
+        """
+        with self._lock:
+            fresh = {path: at for path, at in channels.items() if Channel.at(path) is not None
+                     and path not in self._stamps and path not in self._cached_stamps and path not in self._hidden}
+            for path, at in fresh.items():
+                self._stamps[path] = Stamp(posts=(), at=whole_seconds(at))
+            self._republish |= bool(fresh)
+            self._dirty |= bool(fresh)
+        return self.rebuild(paths=()) if fresh else self.snapshot
 
     def date_after(self, floors: dict[str, datetime]) -> Snapshot:
         """Publish again with these channels dated after the given times.
@@ -100,16 +126,18 @@ class Publisher:
         return self.rebuild(paths=())
 
     def _nothing_to_publish(self, old: Snapshot, scan: ScanResult, now: datetime) -> bool:
-        return (old.built_at is not None and not scan.changed and not self._floors and scan.problems == old.problems
+        return (old.built_at is not None and not scan.changed and not self._floors and not self._republish
+                and scan.problems == old.problems
                 and scan.folder_ok == (old.status == "ok") and (self._future_due is None or self._future_due > now))
 
     def _restamp(self, catalog: Catalog, scan: ScanResult, now: datetime) -> None:
-        """Date each channel anew whose posts changed (see stamps); a channel that is gone keeps its time."""
+        """Date each channel anew whose posts changed (see stamps), one now empty too (its posts left);
+        a channel no longer published (renamed or retired) keeps its time."""
         if self._cached_stamps:  # the first build after a restart: stamps as the last run left them
             posts = {li.channel.path: li.posts for li in catalog.listings if li.channel.path in self._cached_stamps}
             known = fingerprints(posts)
-            self._stamps = {path: Stamp(posts=posts[path] if known.get(path) == made_for else None, at=at)
-                            for path, (made_for, at) in self._cached_stamps.items()}
+            self._stamps |= {path: Stamp(posts=posts[path] if known.get(path) == made_for else None, at=at)
+                             for path, (made_for, at) in self._cached_stamps.items()}
             self._cached_stamps = {}
         stamps = {path: Stamp(posts=None, at=stamp.at) for path, stamp in self._stamps.items()}
         by_source: dict[str, Post] | None = None
@@ -132,14 +160,16 @@ class Publisher:
         return max(times, default=EPOCH)
 
     def _publish(self, scan: ScanResult, catalog: Catalog, now: datetime, started: float) -> Snapshot:
-        opml = render_opml(self.settings, (listing.channel for listing in catalog.listings))
+        # Served, but not advertised: a feed kept answering while it has no posts is not one to subscribe to.
+        advertised = [listing for listing in catalog.listings if listing.posts or listing.channel.kind == "all"]
+        opml = render_opml(self.settings, (listing.channel for listing in advertised))
         stamps = {listing.channel.path: self._stamps[listing.channel.path].at for listing in catalog.listings}
         return Snapshot(
             feeds=self._prebuild(catalog, stamps),
             listings={listing.channel.path: listing for listing in catalog.listings},
             stamps=stamps,
             channels=tuple(ChannelSummary(channel=listing.channel, post_count=len(listing.posts),
-                                          updated=stamps[listing.channel.path]) for listing in catalog.listings),
+                                          updated=stamps[listing.channel.path]) for listing in advertised),
             opml=opml,
             opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
             posts={p.slug: p for p in catalog.visible},
@@ -213,7 +243,7 @@ class Publisher:
 
     def _changed_feeds(self, old: Snapshot, new: Snapshot) -> list[str]:
         """Self URLs of every feed whose documents changed: a new stamp is new bytes (it is in them)."""
-        changed = [feed_url(self.settings, old.listings[path].channel, fmt)  # gone: subscribers learn of the 404
+        changed = [feed_url(self.settings, old.listings[path].channel, fmt)  # renamed or retired: of the 301 or 410
                    for path in old.listings.keys() - new.listings.keys() for fmt in FeedFormat]
         for path, listing in new.listings.items():
             if old.stamps.get(path) != new.stamps[path]:
@@ -226,6 +256,16 @@ class Publisher:
         if changed or new.post_count != old.post_count:
             logger.info("built %d posts into %d channels in %.3fs (%d files changed, %d problems)",
                         new.post_count, len(new.listings), new.build_seconds, changed, len(new.problems))
+
+
+def _tell(on_change: OnChange, urls: list[str]) -> None:
+    """The change callback (WebSub), after the swap: its failure is logged here, never taken for the
+    rebuild's, which has happened (the schedule would log "serving the previous feeds")."""
+    try:
+        on_change(urls)
+    except Exception:
+        logger.exception("telling the hubs of %d changed feeds failed (%s, ...); serving the new feeds",
+                         len(urls), urls[0])
 
 
 @contextlib.contextmanager

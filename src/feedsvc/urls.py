@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from feedsvc.config import Settings
@@ -17,6 +18,12 @@ def feed_url(settings: Settings, channel: Channel, fmt: FeedFormat, **query: str
 
 def preview_url(settings: Settings, channel: Channel) -> str:
     return f"{settings.base_url}/feeds/{channel.path}"
+
+
+def moved_url(settings: Settings, target: Channel, fmt: FeedFormat | None, query: Sequence[tuple[str, str]]) -> str:
+    """Where a renamed channel's feed (or its preview, for no format) is now, with the request's query."""
+    url = preview_url(settings, target) if fmt is None else feed_url(settings, target, fmt)
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 def opml_url(settings: Settings) -> str:

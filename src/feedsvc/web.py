@@ -1,13 +1,16 @@
 """HTTP: feeds and their pages from the current Snapshot, previews, OPML, index and post pages, /healthz.
 
-Reads the publisher's snapshot once per request and never rebuilds anything itself.
+Reads the publisher's snapshot once per request and never rebuilds anything itself. A channel
+renamed in the configuration answers 301 to its new address, a retired one 410, in every format
+and for its pages and preview.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from werkzeug.datastructures import Headers
@@ -16,10 +19,13 @@ from werkzeug.exceptions import HTTPException
 from feedsvc.fastpath import answer
 from feedsvc.httpcache import accepts_gzip
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from feedsvc.model import ChannelSummary, FeedFormat, Snapshot
+from feedsvc.model import Channel, ChannelSummary, FeedFormat, Snapshot
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
-from feedsvc.urls import feed_title, feed_url, opml_url, preview_url
+from feedsvc.urls import feed_title, feed_url, moved_url, opml_url, preview_url
+
+if TYPE_CHECKING:
+    from feedsvc.websub import WebSubNotifier
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("feeds", __name__)
@@ -59,16 +65,35 @@ def _publisher() -> Publisher:
 def feed(name: str) -> Response | str:
     path, dot, extension = name.rpartition(".")
     if not dot or "/" in extension:
-        return _preview(name)
-    fmt = _FORMATS.get(extension)
-    if fmt is None:
+        path, fmt = name, None  # the preview page
+    elif (fmt := _FORMATS.get(extension)) is None:
         abort(404)
+    if (moved_or_gone := _moved_or_gone(path, fmt)) is not None:
+        return moved_or_gone
+    if fmt is None:
+        return _preview(path)
     publisher = _publisher()
     found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
     if found is None:
         abort(404)
     status, headers, body = answer(publisher, found, request.environ)
     return _NotModified(status=304, headers=headers) if status == 304 else Response(body, status, headers)
+
+
+def _moved_or_gone(path: str, fmt: FeedFormat | None) -> Response | None:
+    """301 to the new address of a renamed channel (same format, same query: a page stays that page),
+    410 for a retired one; None for any other path. 301: the redirect that feedparser, reader and
+    newsboat take as permanent (308 is younger and less widely known)."""
+    settings = _publisher().settings
+    text = "text/plain; charset=utf-8"
+    if path in settings.retired:
+        return Response("Gone: this feed was retired and has no new address.\n", 410, content_type=text)
+    target = Channel.at(dict(settings.redirects).get(path, ""))
+    if target is None:
+        return None
+    location = moved_url(settings, target, fmt, list(request.args.items(multi=True)))
+    return Response(f"Moved permanently: {location}\n", 301, content_type=text, headers={
+        "Location": location, "Cache-Control": f"max-age={settings.cache_max_age}"})
 
 
 def _limit() -> int | None:
@@ -128,23 +153,57 @@ def post(slug: str) -> str:
 
 @blueprint.get("/healthz")
 def healthz() -> tuple[Response, int]:
+    """Counts and times for anyone (a load balancer, a status page); file names, lines and hub URLs
+    only for the operator, who sends `Authorization: Bearer <FEEDSVC_ADMIN_TOKEN>`."""
+    operator = _is_operator()
+    if operator is None:
+        return Response("Unauthorized\n", 401, content_type="text/plain; charset=utf-8", headers={
+            "WWW-Authenticate": 'Bearer realm="feedsvc"', "Cache-Control": "no-store"}), 401
     snapshot = _publisher().snapshot
-    body = {
+    body: dict[str, Any] = {
         "status": snapshot.status,
         "posts": snapshot.post_count,
         "feeds": snapshot.feed_count,
         "last_build": snapshot.built_at.isoformat() if snapshot.built_at else None,
         "last_build_seconds": round(snapshot.build_seconds, 4),
-        "problems": [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems],
+        "problem_count": len(snapshot.problems),
     }
+    if operator:
+        body["problems"] = [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems]
     if (notifier := current_app.extensions.get("feedsvc.websub")) is not None:
-        outcomes = notifier.outcomes
-        body["websub"] = {"hubs": {**dict.fromkeys(notifier.hubs, "idle"), **outcomes.by_hub},
-                          "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
-                          "pending": notifier.pending, "last_error": outcomes.last_error}
+        body["websub"] = _websub_health(notifier, operator=operator)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"  # a probe must see now, never a cached answer
     return response, 503 if snapshot.status == "starting" else 200
+
+
+def _is_operator() -> bool | None:
+    """True with the admin token, False without credentials, None (401) with any others.
+
+    Never by address: behind a reverse proxy on the same host every request comes from 127.0.0.1,
+    and forwarding headers are whatever the client wrote. No token configured: no operator.
+    """
+    given = request.headers.get("Authorization")
+    if given is None:
+        return False
+    scheme, _, token = given.partition(" ")
+    expected = _publisher().settings.admin_token
+    if expected and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode()):
+        return True
+    return None
+
+
+def _websub_health(notifier: WebSubNotifier, *, operator: bool) -> dict[str, Any]:
+    """Each hub's state counted for anyone; by hub URL, with the last error (which may name hosts), for the operator."""
+    outcomes = notifier.outcomes
+    states = {**dict.fromkeys(notifier.hubs, "idle"), **outcomes.by_hub}
+    ok, idle = sum(s == "ok" for s in states.values()), sum(s == "idle" for s in states.values())
+    health: dict[str, Any] = {"hubs_ok": ok, "hubs_failing": len(states) - ok - idle, "hubs_idle": idle,
+                              "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
+                              "pending": notifier.pending}
+    if operator:
+        health |= {"hubs": states, "last_error": outcomes.last_error}
+    return health
 
 
 @blueprint.get("/metrics")
