@@ -366,3 +366,16 @@ def test_a_renamed_slug_is_checked_for_clashes_again(content_dir: Path, make_app
     assert len(snapshot.posts) == 3  # three posts, three URLs
     entries = parse(app.test_client().get("/feeds/all.atom")).entries
     assert len({e.link for e in entries}) == 3 and len({e.id for e in entries}) == 3
+
+
+def test_build_removes_what_a_killed_build_left(content_dir: Path, tmp_path: Path) -> None:
+    (content_dir / "p.md").write_text(front_matter_post(title="Post"), "utf-8")
+    out = tmp_path / "out"
+    (out / "feeds").mkdir(parents=True)
+    left, fresh = out / "feeds" / ".all.atom.k1ll3d00.tmp", out / "feeds" / ".all.rss.wr1t1ng0.tmp"
+    left.write_bytes(b"<half")
+    fresh.write_bytes(b"<half")
+    old = time.time() - 7200
+    os.utime(left, (old, old))
+    assert main(["build", "--content", str(content_dir), "--out", str(out)]) == 0
+    assert not left.exists() and fresh.exists()

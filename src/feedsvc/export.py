@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from feedsvc.config import Settings
-from feedsvc.files import write_atomically
+from feedsvc.files import sweep_temp_files, write_atomically
 from feedsvc.model import Channel, FeedFormat, RenderedFeed
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
@@ -28,6 +28,8 @@ from feedsvc.urls import feed_url
 _FEED_SUFFIXES = tuple(f".{fmt.value}" for fmt in FeedFormat)
 NGINX_RULES = "nginx-redirects.conf"
 
+
+_TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed build
 
 def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     """Every feed's subscription document at its path under /feeds/, and feeds.opml, each with a
@@ -38,6 +40,8 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     while its channel has no posts), also when this build has lost the stamps that know it; the
     feeds of renamed and retired channels are removed.
     """
+    if out.is_dir():  # what a build killed mid-write left; a younger one may be another build's
+        sweep_temp_files(out, older_than=_TEMP_AFTER, recursive=True)
     publisher.remember(_written_channels(out / "feeds"))
     documents = [(path, fmt) for path in sorted(publisher.snapshot.listings) for fmt in FeedFormat]
     changed = {doc: _written_at(_target(out, *doc)) for doc in documents

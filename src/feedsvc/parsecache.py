@@ -44,7 +44,8 @@ class CachedState:
 
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
 _RUNTIME_ONLY = frozenset({"host", "port", "threads", "cache_dir", "cache_max_age", "log_format", "access_log",
-                           "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token"})
+                           "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token",
+                           "redirects", "retired"})
 _PRUNE_AFTER = 30 * 86400  # seconds: the cache of a content folder not served for a month is dropped
 _TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed writer
 
@@ -64,8 +65,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-def _header(settings: Settings) -> tuple[str, str, int, str]:
-    return ("feedsvc-cache", __version__, 3, _shape(settings))  # 3: this file's layout
+_LAYOUT = ("feedsvc-cache", 3)  # 3: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -101,7 +101,7 @@ class _Unpickler(pickle.Unpickler):
         return shared_term(*pid)
 
 
-def _write(f: BinaryIO, state: CachedState, header: tuple[str, str, int, str]) -> None:
+def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> None:
     protocol = pickle.HIGHEST_PROTOCOL
     _Pickler(f, protocol).dump(header)
     files = [(source, *rest) for source, rest in state.files.items()]
@@ -116,7 +116,7 @@ def _write(f: BinaryIO, state: CachedState, header: tuple[str, str, int, str]) -
 class ParseCache:
     def __init__(self, settings: Settings) -> None:
         self.path = cache_file(settings)
-        self.header = _header(settings)
+        self.header = (*_LAYOUT, _shape(settings))
 
     def load(self) -> CachedState:
         if self.path is None:
@@ -137,9 +137,9 @@ class ParseCache:
     def _read(self, f: BinaryIO) -> CachedState:
         state = CachedState()
         try:
-            if _Unpickler(f).load() != self.header:
-                logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
-                return CachedState()
+            header = _Unpickler(f).load()
+            if header[:2] != _LAYOUT:
+                raise ValueError("not a feedsvc cache of this layout")
             while isinstance(part := _Unpickler(f).load(), list):
                 state.files.update((source, rest) for source, *rest in part)
             state.feeds = part
@@ -147,6 +147,9 @@ class ParseCache:
             state.bodies = _Unpickler(f).load()
             if _Unpickler(f).load() is not _END:
                 raise ValueError("cache file does not end where it should")
+            if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
+                logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
+                return CachedState(stamps=state.stamps)
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)

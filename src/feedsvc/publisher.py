@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
 import hashlib
 import logging
@@ -28,6 +27,7 @@ from feedsvc.catalog import Catalog, build_catalog
 from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Channel, ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
+from feedsvc.pages import PageCache
 from feedsvc.paging import paginate
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
@@ -39,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 OnChange = Callable[[list[str]], None]  # the self URLs of feeds whose bytes changed
-PREBUILT_KINDS = ("all", "category")  # rendered in every rebuild; the rest on request
-_PAGE_CACHE_SIZE = 64
+PREBUILT_KINDS = ("all", "category")  # rendered in every rebuild; the rest on request (see pages)
 
 
 def utc_now() -> datetime:
@@ -59,6 +58,7 @@ class Publisher:
             cached = self.cache.load()
         self.folder = ContentFolder(settings, seed=cached.files)
         self.bodies = Bodies(settings)
+        self.bodies.keep(cached.bodies)
         self.snapshot = Snapshot()
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self._lock = threading.Lock()  # one rebuild at a time
@@ -71,7 +71,7 @@ class Publisher:
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._future_due: datetime | None = None  # when the earliest future-dated post goes live
-        self._render_page = functools.lru_cache(maxsize=_PAGE_CACHE_SIZE)(self._render_one)
+        self.pages = PageCache(self._render_one)
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), publish, swap in the new Snapshot."""
@@ -186,6 +186,9 @@ class Publisher:
             if not self._dirty:
                 return
             state = CachedState(files=self.folder.state(), feeds=dict(self._prebuilt))
+            # Broken files' last good posts: their bodies are gone from disk, so keep their renderings.
+            state.bodies = self.bodies.kept_for(post for _, post, problem in state.files.values()
+                                                if post is not None and problem is not None)
             stamps = dict(self._stamps)
             self._dirty = False
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
@@ -194,7 +197,10 @@ class Publisher:
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:
-        """The feed document at /feeds/<path>.<fmt>?before=&limit=, or None if there is none."""
+        """The feed document at /feeds/<path>.<fmt>?before=&limit=, or None if there is none.
+
+        Raises pages.Busy when it would have to wait for another request's render.
+        """
         snapshot = snapshot or self.snapshot
         if before is None and limit is None and (feed := snapshot.feeds.get(f"{path}.{fmt.value}")):
             return feed
@@ -202,10 +208,9 @@ class Publisher:
         if listing is None:
             return None
         page = self._paginate(listing, fmt, before=before, limit=limit)
-        return None if page is None else self._render_page(page, fmt, snapshot.stamps[path])
+        return None if page is None else self.pages.get(page, fmt, snapshot.stamps[path])
 
     def _render_one(self, page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
-        """Cached by what the page holds, so an unchanged page is not rendered again after a rebuild."""
         return render_feed(self.settings, page, fmt, html=self.bodies.html, updated=updated)
 
     def link_header(self, channel: Channel, fmt: FeedFormat) -> str | None:

@@ -20,6 +20,7 @@ from feedsvc.fastpath import answer
 from feedsvc.httpcache import accepts_gzip
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import Channel, ChannelSummary, FeedFormat, Snapshot
+from feedsvc.pages import Busy
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_title, feed_url, moved_url, opml_url, preview_url
@@ -73,7 +74,11 @@ def feed(name: str) -> Response | str:
     if fmt is None:
         return _preview(path)
     publisher = _publisher()
-    found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
+    try:
+        found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
+    except Busy as busy:  # another request's document is being made: come back, don't hold a thread
+        return Response("Busy: try again in a moment.\n", 503, content_type="text/plain; charset=utf-8",
+                        headers={"Retry-After": str(busy.retry_after), "Cache-Control": "no-store"})
     if found is None:
         abort(404)
     status, headers, body = answer(publisher, found, request.environ)

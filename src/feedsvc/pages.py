@@ -1,0 +1,73 @@
+"""Feed documents made on request (pages, `?limit=` variants, tag and author feeds), cached by what they hold.
+
+Anyone can ask for any page, so what they can cost is bounded: the cache counts bytes, not
+documents, and one render runs at a time. A request that would have to wait for another
+render is told to come back (`Busy`, a 503 with Retry-After) instead of holding a request
+thread, so a client walking random cursors cannot slow the feeds everyone else reads, which
+are made in the rebuild and served from memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+
+from feedsvc.model import FeedFormat, Page, RenderedFeed
+
+Render = Callable[[Page, FeedFormat, datetime], RenderedFeed]
+Key = tuple[Page, FeedFormat, datetime]
+MAX_BYTES = 32 * 1024 * 1024  # both encodings of every cached document
+RETRY_AFTER = 1  # seconds: about what one render of the largest page takes
+
+
+class Busy(Exception):
+    """Another document is being made; ask again after `retry_after` seconds."""
+
+    retry_after = RETRY_AFTER
+
+
+class PageCache:
+    def __init__(self, render: Render, *, max_bytes: int = MAX_BYTES) -> None:
+        self._render = render
+        self._max_bytes = max_bytes
+        self._cache: OrderedDict[Key, RenderedFeed] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()  # guards the cache
+        self._rendering = threading.Lock()  # held while a document is made
+        self.renders = 0  # for /metrics: documents made on request
+        self.refused = 0  # and requests told to come back
+
+    def get(self, page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
+        """The document for `page`, made now if it is not cached; raises Busy rather than wait."""
+        key = (page, fmt, updated)
+        with self._lock:
+            if (found := self._cache.get(key)) is not None:
+                self._cache.move_to_end(key)
+                return found
+        if not self._rendering.acquire(blocking=False):
+            with self._lock:
+                self.refused += 1
+            raise Busy
+        try:
+            feed = self._render(page, fmt, updated)
+        finally:
+            self._rendering.release()
+        self._store(key, feed)
+        return feed
+
+    def _store(self, key: Key, feed: RenderedFeed) -> None:
+        with self._lock:
+            self.renders += 1
+            if key in self._cache:
+                return
+            self._cache[key] = feed
+            self._size += _cost(feed)
+            while self._size > self._max_bytes and len(self._cache) > 1:
+                _, dropped = self._cache.popitem(last=False)
+                self._size -= _cost(dropped)
+
+
+def _cost(feed: RenderedFeed) -> int:
+    return len(feed.body) + len(feed.gzip_body)
