@@ -24,7 +24,7 @@ from feedsvc.cli import main
 from feedsvc.config import Settings
 from feedsvc.files import sweep_temp_files
 from feedsvc.logs import TEXT, TextLines
-from feedsvc.parsecache import ParseCache, cache_file
+from feedsvc.parsecache import cache_file
 from feedsvc.publisher import Publisher
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "feedsvc"
 OWNER = {"feedgen": "render", "frontmatter": "content", "yaml": "content", "apscheduler": "schedule",
-         "watchdog": "watch", "cmarkgfm": "markup", "nh3": "markup", "granian": "server",
+         "watchdog": "watch", "cmarkgfm": "gfm", "nh3": "markup", "granian": "server",
          "prometheus_client": "metrics"}
 
 

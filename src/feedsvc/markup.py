@@ -3,20 +3,21 @@
 cmark-gfm (C) renders about 20x faster than the pure-Python renderers; raw HTML is let
 through the renderer and then cleaned by ammonia (nh3), so editors may write <figure>
 but never <script>. Relative URLs become absolute against the post's URL, because many
-readers and feed-to-email services ignore xml:base.
+readers and feed-to-email services ignore xml:base. Its output holds only characters XML 1.0
+allows: one that it forbids, even as `&#1;`, makes the whole feed fail to serialise.
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from urllib.parse import urljoin
 
-import cmarkgfm
 import nh3
-from cmarkgfm.cmark import Options
 
-_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_SMART
-_EXTENSIONS = ["table", "autolink", "strikethrough", "tasklist"]
+from feedsvc.content import clean_text
+from feedsvc.gfm import markdown_to_html
+
 _TAGS = nh3.ALLOWED_TAGS | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {
     **nh3.ALLOWED_ATTRIBUTES,
@@ -29,13 +30,29 @@ _ATTRIBUTES = {
     "th": {"align", "colspan", "rowspan"},
 }
 _SCHEMES = {"http", "https", "mailto"}
+# A numeric character reference as CommonMark reads one (spec section 2.5): up to 7 decimal or 6 hex digits.
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,6})|([0-9]{1,7}));")
 
 
 def render_markdown(text: str, base_url: str) -> str:
-    """Sanitised HTML for a post body at `base_url`."""
+    """Sanitised HTML for a post body at `base_url`, safe to put in XML."""
     # GitHub's tagfilter would show <script> as visible text; nh3 removes it (and its content) instead.
-    html = cmarkgfm.markdown_to_html_with_extensions(text, options=_OPTIONS, extensions=_EXTENSIONS)
-    return sanitize(html, base_url)
+    html = markdown_to_html(xml_safe(text))
+    return xml_safe(sanitize(html, base_url))
+
+
+def xml_safe(text: str) -> str:
+    """`text` without characters XML 1.0 forbids, and with U+FFFD for references to them.
+
+    cmark turns `&#1;` into a raw U+0001, and `&#xFFFE;` into bytes it then cannot decode
+    (UnicodeDecodeError); html5ever (nh3) decodes references in raw HTML the same way.
+    """
+    return _CHAR_REF.sub(_legal_reference, clean_text(text))
+
+
+def _legal_reference(match: re.Match[str]) -> str:
+    code = int(match[1], 16) if match[1] else int(match[2])
+    return match[0] if code <= 0x10FFFF and clean_text(chr(code)) else "\ufffd"
 
 
 def with_lead_image(html: str, image: str | None, summary: str) -> str:

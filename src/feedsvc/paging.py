@@ -22,7 +22,8 @@ PageUrl = Callable[[str | None], str]  # cursor (None: the first page) -> absolu
 def cursor(post: Post) -> str:
     """The post's place in the order, readable in a URL: `20250110T080000Z-ferry`."""
     fraction = f".{post.date.microsecond:06d}" if post.date.microsecond else ""
-    return f"{post.date:%Y%m%dT%H%M%S}{fraction}Z-{post.slug}"
+    # Four year digits always: strftime's %Y writes year 999 as "999" (glibc), which `_CURSOR` never matches.
+    return f"{post.date.year:04d}{post.date:%m%dT%H%M%S}{fraction}Z-{post.slug}"
 
 
 def parse_cursor(text: str) -> tuple[float, str] | None:
