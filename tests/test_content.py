@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import load_settings
-from feedsvc.content import load_post, read_body
+from feedsvc.content import load_post
 from feedsvc.model import Author, Post, Problem, Term
+from feedsvc.yamlfront import read_body
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_8e8ec7cb684a81b7.txt"
 SETTINGS = load_settings(env={}, base_url="https://news.example.com")

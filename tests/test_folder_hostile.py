@@ -1,4 +1,4 @@
-"""The folder and the cache as an attacker or an unlucky operator leaves them: nothing stops the service or hides posts."""
+"""The folder and the cache as an attacker or an unlucky operator leaves them: nothing stops the service."""
 
 from __future__ import annotations
 

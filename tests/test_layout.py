@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "feedsvc"
-OWNER = {"feedgen": "render", "frontmatter": "content", "yaml": "content", "apscheduler": "schedule",
+OWNER = {"feedgen": "render", "frontmatter": "yamlfront", "yaml": "yamlfront", "apscheduler": "schedule",
          "watchdog": "watch", "cmarkgfm": "gfm", "nh3": "markup", "granian": "server",
          "prometheus_client": "metrics"}
 

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from feedsvc.cli import main
 from feedsvc.config import Settings, load_settings
-from feedsvc.content import clean_text, load_post, slug_for
+from feedsvc.content import load_post, slug_for
 from feedsvc.model import FeedFormat, Post
 from feedsvc.publisher import Publisher
 from feedsvc.skeleton import SkeletonError, date_text, new_post
+from feedsvc.yamlfront import clean_text
 
 WHEN = "2025-03-04T05:06:07Z"
 WHEN_UTC = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)

@@ -11,50 +11,45 @@ import pytest
 from conftest import front_matter_post, parse
 from flask import Flask
 
-from feedsvc.model import Channel, FeedFormat, Page, PageLinks, RenderedFeed
+from feedsvc.model import Channel, FeedFormat, Page, RenderedFeed
 from feedsvc.pages import Busy, PageCache
 
 WHEN = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def page(n: int) -> Page:
-    url = f"https://example.org/feeds/all.atom?before={n}"
-    return Page(channel=Channel(kind="all", slug="", name="all"), posts=(), links=PageLinks(self=url, first=url))
-
-
-def fake_render(size: int, started: threading.Event | None = None,
-                release: threading.Event | None = None) -> Callable[[Page, FeedFormat, datetime], RenderedFeed]:
-    def render(p: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
+def feed(size: int, started: threading.Event | None = None,
+         release: threading.Event | None = None) -> Callable[[], RenderedFeed]:
+    def make() -> RenderedFeed:
         if started is not None and release is not None:
             started.set()
             release.wait(5)
-        return RenderedFeed(channel=p.channel, format=fmt, body=b"x" * size, etag='"a"', gzip_body=b"",
-                            gzip_etag='"a-gzip"', last_modified=updated)
-    return render
+        return RenderedFeed(channel=Channel(kind="all", slug="", name="all"), format=FeedFormat.ATOM,
+                            body=b"x" * size, etag='"a"', gzip_body=b"", gzip_etag='"a-gzip"', last_modified=WHEN)
+    return make
 
 
 def test_the_cache_is_bounded_by_bytes_not_documents() -> None:
-    cache = PageCache(fake_render(1000), max_bytes=10_000)
+    cache = PageCache(max_bytes=10_000)
     for n in range(100):
-        cache.get(page(n), FeedFormat.ATOM, WHEN)
+        cache.get(("all", n), feed(1000))
     assert cache.renders == 100
-    cache.get(page(99), FeedFormat.ATOM, WHEN)  # the newest are kept ...
+    cache.get(("all", 99), feed(1000))  # the newest are kept ...
     assert cache.renders == 100
-    cache.get(page(0), FeedFormat.ATOM, WHEN)  # ... the oldest made again
+    cache.get(("all", 0), feed(1000))  # ... the oldest made again
     assert cache.renders == 101
 
 
 def test_a_second_render_at_once_is_refused_not_queued() -> None:
     started, release = threading.Event(), threading.Event()
-    cache = PageCache(fake_render(10, started, release))
-    first = threading.Thread(target=cache.get, args=(page(1), FeedFormat.ATOM, WHEN))
+    cache = PageCache()
+    first = threading.Thread(target=cache.get, args=(("all", 1), feed(10, started, release)))
     first.start()
     assert started.wait(5)
     with pytest.raises(Busy):
-        cache.get(page(2), FeedFormat.ATOM, WHEN)
+        cache.get(("all", 2), feed(10))
     release.set()
     first.join(5)
-    assert cache.get(page(1), FeedFormat.ATOM, WHEN).body == b"x" * 10  # cached: no render, no refusal
+    assert cache.get(("all", 1), feed(99)).body == b"x" * 10  # cached: no render, no refusal
     assert (cache.renders, cache.refused) == (1, 1)
 
 
@@ -64,15 +59,15 @@ def test_a_busy_server_says_when_to_come_back(content_dir: Path, make_app: Calla
                                                                 tags="[ferry]"), "utf-8")
     app = make_app()
     started, release = threading.Event(), threading.Event()
-    pages = app.extensions["feedsvc"].pages
-    real = pages._render
+    publisher = app.extensions["feedsvc"]
+    real = publisher._render_one
 
-    def slow(p: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
+    def slow(page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
         started.set()
         release.wait(5)
-        return real(p, fmt, updated)
+        return real(page, fmt, updated)
 
-    pages._render = slow
+    publisher._render_one = slow
     client = app.test_client()
     worker = threading.Thread(target=client.get, args=("/feeds/tag/ferry.atom",))
     worker.start()

@@ -402,3 +402,10 @@ def test_an_unexpected_error_is_a_problem_too(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(content, "_build_post", broken)
     problem = problem_of(post_with())
     assert problem.message.startswith("cannot be read: RuntimeError: xxx")
+
+
+def test_ids_of_posts_before_year_1000_are_valid_tag_uris(tmp_path: Path) -> None:
+    settings = load_settings(env={}, content_dir=tmp_path, base_url="https://example.org")
+    post = load_post("old.md", b"---\ntitle: Old\ndate: 0999-03-04T05:06:07Z\n---\nBody\n", settings)
+    assert isinstance(post, Post)
+    assert post.id == "tag:example.org,0999-03-04:old"  # RFC 4151: date = year [ "-" month [ "-" day ] ], 4 digits

@@ -15,11 +15,12 @@ from lxml import etree
 
 from feedsvc.catalog import build_catalog
 from feedsvc.config import load_settings
-from feedsvc.content import load_post, read_body
+from feedsvc.content import load_post
 from feedsvc.markup import render_markdown
 from feedsvc.model import FeedFormat, Post, Problem
 from feedsvc.paging import paginate
 from feedsvc.render import render_feed
+from feedsvc.yamlfront import read_body
 
 SETTINGS = load_settings(env={}, base_url="https://feeds.example.org")
 KEYS = ["title", "date", "updated", "description", "categories", "tags", "author", "image", "slug", "id",

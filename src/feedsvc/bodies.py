@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping
 from html import escape
 
 from feedsvc.config import Settings
-from feedsvc.content import read_body
 from feedsvc.markup import render_markdown, with_lead_image
 from feedsvc.model import Post
 from feedsvc.scan import read_version
+from feedsvc.yamlfront import read_body
 
-_CACHE_BYTES = 64 * 1024 * 1024  # far more than the entries of all prebuilt feeds; bounded whatever is asked
+_CACHE_BYTES = 24 * 1024 * 1024  # the entries of the feeds made in each rebuild, and some; bounded whatever is asked
 Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
 

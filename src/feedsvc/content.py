@@ -1,7 +1,7 @@
 """One post file's bytes -> a checked `Post`, or a `Problem` naming file, line and reason.
 
-This is the boundary: everything after it trusts what it gets. The only user of
-python-frontmatter and PyYAML.
+This is the boundary: everything after it trusts what it gets. The file's text is read by
+`yamlfront`; this module turns its values into a Post.
 """
 
 from __future__ import annotations
@@ -9,137 +9,27 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import reprlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-from frontmatter.default_handlers import YAMLHandler
 from slugify import slugify
 
 from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Author, Post, Problem, Term
+from feedsvc.yamlfront import PostError, clean_text, clip, decode, describe, split_front_matter
 
 logger = logging.getLogger(__name__)
 
-# XML 1.0 forbids these; one of them anywhere makes feedgen fail the whole feed.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
 # The static-site form of the seed post: `date: 2020-09-06-22-23-29`.
 _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~\u00a0-\U0010ffff]+")  # no spaces or controls
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
-_HANDLER = YAMLHandler()
 MAX_TERMS = 100  # categories or tags per post; each makes feeds, so a runaway list is a mistake
-MAX_VALUES = 10_000  # nodes one front-matter value may stand for once aliases are expanded; real ones have dozens
 MAX_MESSAGE = 240  # characters of a problem message: it is logged, shown by /healthz and `feedsvc check`
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
-_STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
-# The keys a post is built from (see `_build_post`): a problem in one of them is named before others.
-_FIELDS = frozenset({"title", "date", "updated", "slug", "id", "description", "summary", "categories", "category",
-                     "tags", "author", "authors", "image", "draft", "feed"})
-_REPR = reprlib.Repr()  # values in messages: YAML aliases must never expand into one (billion laughs)
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
-
-
-class _Loader(yaml.CSafeLoader):
-    """libyaml's safe loader, made for front matter written by hand and files written by anyone.
-
-    Dates and numbers stay the text the editor wrote (`to_utc` can then say which line is wrong,
-    and `0x` with 5,000 digits is a title, not an int too long to print); a duplicate key is an
-    error, not last-wins; a value that aliases expand past MAX_VALUES is refused before anything
-    is built from it.
-    """
-
-    yaml_implicit_resolvers = {  # noqa: RUF012  (PyYAML's class-level table, replaced whole)
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
-        for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
-    }
-    yaml_constructors = {  # noqa: RUF012  (likewise; `!!int` and `!!float` too)
-        **yaml.CSafeLoader.yaml_constructors, **dict.fromkeys(_NUMBERS, yaml.CSafeLoader.construct_yaml_str),
-    }
-
-    def get_single_node(self) -> yaml.Node | None:
-        node = super().get_single_node()
-        if isinstance(node, yaml.MappingNode):
-            _check_front_matter(node)
-        return node
-
-
-def _check_front_matter(root: yaml.MappingNode) -> None:
-    """Refuse duplicate keys, and top-level values that aliases expand past MAX_VALUES nodes."""
-    sizes = _expanded_sizes(root)
-    oversized = [key for key, value in root.value if sizes.get(value, 1) > MAX_VALUES]
-    if oversized:
-        key = min(oversized, key=lambda k: not (isinstance(k, yaml.ScalarNode) and k.value in _FIELDS))
-        name = _clip(key.value, 60) if isinstance(key, yaml.ScalarNode) else "a key"
-        raise PostError(f"front matter too large: more than {MAX_VALUES:,} values, counting what each alias "
-                        "(*name) stands for", key.start_mark.line + 1, key=name)
-
-
-def _expanded_sizes(root: yaml.Node) -> dict[yaml.Node, int]:
-    """How many nodes each node stands for with aliases expanded, capped at MAX_VALUES + 1 (also for a cycle).
-
-    Visits each node once, so a billion laughs costs only its few dozen nodes; no recursion,
-    so deep nesting cannot overflow the stack.
-    """
-    cap = MAX_VALUES + 1
-    sizes: dict[yaml.Node, int] = {}  # collections only: a scalar is 1
-    path: set[yaml.Node] = set()  # collections whose children are being counted
-    stack: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
-    while stack:
-        node, children = stack.pop()
-        if children is not None:  # all counted
-            path.discard(node)
-            sizes[node] = min(cap, 1 + sum(sizes.get(child, 1) for child in children))
-        elif node in path:  # an alias inside the collection it names: endless
-            sizes[node] = cap
-        elif node not in sizes:
-            children = _children(node)
-            path.add(node)
-            stack.append((node, children))
-            stack.extend((child, None) for child in children if not isinstance(child, yaml.ScalarNode))
-    return sizes
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        _refuse_duplicate_keys(node)
-        return [part for pair in node.value for part in pair]
-    return list(node.value)
-
-
-def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
-    """PyYAML keeps the last of two equal keys; an editor who wrote both meant one of them."""
-    seen: dict[tuple[str, str], yaml.Node] = {}
-    for key, _ in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:  # several `<<:` merge, they do not clash
-            tag = _STR if key.tag in _NUMBERS else key.tag  # `1:` and `'1':` are both the text "1"
-            first = seen.setdefault((tag, key.value), key)
-            if first is not key:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {_describe(key.value)} (first on line {first.start_mark.line + 1})",
-                    key.start_mark)
-
-
-class PostError(ValueError):
-    """A reason a post cannot be used, with the line it was found on, or the key to find it by."""
-
-    def __init__(self, message: str, line: int | None = None, *, key: str | None = None) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.line = line
-        self.key = key
-
-
-def clean_text(text: str) -> str:
-    """Drop characters XML cannot carry, so one stray byte never breaks a feed."""
-    return _XML_ILLEGAL.sub("", text)
 
 
 def to_utc(value: object, zone: tzinfo) -> datetime:
@@ -155,14 +45,14 @@ def to_utc(value: object, zone: tzinfo) -> datetime:
     elif isinstance(value, str) and value.strip():
         moment = _parse_date_text(value.strip())
     else:
-        raise ValueError(f"expected a date such as 2020-09-06T22:23:29Z, got {_describe(value)}")
+        raise ValueError(f"expected a date such as 2020-09-06T22:23:29Z, got {describe(value)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     try:
         utc = moment.astimezone(UTC)
         utc.astimezone(zone)
     except OverflowError:
-        raise ValueError(f"{_describe(value)} is out of range: a date must fall in the years 1 to 9999, "
+        raise ValueError(f"{describe(value)} is out of range: a date must fall in the years 1 to 9999, "
                          f"both in UTC and in the site's time zone ({zone})") from None
     return utc
 
@@ -174,51 +64,7 @@ def _parse_date_text(text: str) -> datetime:
             return datetime(year, month, day, hour, minute, second)
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"{_describe(text)} is not a valid date ({_clip(str(exc), 80)})") from None
-
-
-def _describe(value: object) -> str:
-    """A short repr for a message, whatever the value: a few items, a few levels, 60 characters of text."""
-    try:
-        return _REPR.repr(value)
-    except ValueError:  # an int too long to print
-        return f"a {type(value).__name__}"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
-
-def decode(data: bytes) -> str:
-    """UTF-8 (a BOM is fine) with LF line ends; an error says the line of the bad byte."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise PostError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """The YAML mapping and the raw body; a post without one is an error, not an empty dict."""
-    if not _HANDLER.detect(text):
-        raise PostError("no front matter: a post starts with a line of three dashes (---)", 1)
-    try:
-        front, body = _HANDLER.split(text)
-    except ValueError:
-        raise PostError("front matter is never closed: add a line of three dashes (---)", 1) from None
-    try:
-        meta = _HANDLER.load(clean_text(front), Loader=_Loader)
-    except PostError:
-        raise
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise PostError(f"invalid YAML: {exc.problem or exc.context}", line) from None
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise PostError(f"invalid YAML: {exc}", None) from None
-    if not isinstance(meta, dict):
-        raise PostError(f"front matter must be key: value pairs, not {type(meta).__name__}", 2)
-    return meta, body
+        raise ValueError(f"{describe(text)} is not a valid date ({clip(str(exc), 80)})") from None
 
 
 def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "",
@@ -232,20 +78,11 @@ def load_post(source: str, data: bytes, settings: Settings, *, revision: str = "
         meta, _ = split_front_matter(decode(data))
         return _build_post(source, meta, settings, revision, modified)
     except PostError as exc:
-        return Problem(path=source, line=exc.line or _line_of(data, exc), message=_clip(str(exc), MAX_MESSAGE))
+        return Problem(path=source, line=exc.line or _line_of(data, exc), message=clip(str(exc), MAX_MESSAGE))
     except Exception as exc:  # a case no check above foresaw: it costs this post, never the feeds of the others
         logger.debug("%s: unexpected error while reading", source, exc_info=True)
         return Problem(path=source, line=None,
-                       message=_clip(f"cannot be read: {type(exc).__name__}: {exc}", MAX_MESSAGE))
-
-
-def read_body(data: bytes) -> str:
-    """The Markdown body of a post file's bytes, safe for XML (its front matter was checked when it was read)."""
-    try:
-        _, body = _HANDLER.split(decode(data))
-    except (PostError, ValueError):  # no longer a post: the next rebuild reports it
-        return ""
-    return clean_text(body).strip("\n")
+                       message=clip(f"cannot be read: {type(exc).__name__}: {exc}", MAX_MESSAGE))
 
 
 def _line_of(data: bytes, exc: PostError) -> int | None:
@@ -382,7 +219,7 @@ def _image(meta: Mapping[str, Any], settings: Settings) -> str | None:
     if url.startswith("/") and not url.startswith("//"):
         url = settings.base_url + url
     if not _is_web_url(url):
-        raise _field("image", f"must be an http(s) URL or a path starting with /, got {_describe(url)}")
+        raise _field("image", f"must be an http(s) URL or a path starting with /, got {describe(url)}")
     return url
 
 
@@ -399,25 +236,25 @@ def _is_web_url(url: str) -> bool:
 def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
     value = meta.get(key, default)
     if not isinstance(value, bool):
-        raise _field(key, f"must be true or false, got {_describe(value)}")
+        raise _field(key, f"must be true or false, got {describe(value)}")
     return value
 
 
 def post_url(slug: str, published: datetime, settings: Settings) -> str:
     local = published.astimezone(settings.zone)
     return settings.post_url.format(base_url=settings.base_url, slug=slug,
-                                    year=f"{local:%Y}", month=f"{local:%m}", day=f"{local:%d}")
+                                    year=f"{local.year:04d}", month=f"{local:%m}", day=f"{local:%d}")
 
 
 def derived_id(slug: str, published: datetime, settings: Settings) -> str:
     """An RFC 4151 tag URI from site, date and slug: editing the title or body never changes it."""
-    return f"tag:{settings.id_authority},{published:%Y-%m-%d}:{slug}"
+    return f"tag:{settings.id_authority},{published.year:04d}-{published:%m-%d}:{slug}"  # 4 digits before 1000 too
 
 
 def _entry_id(meta: Mapping[str, Any], slug: str, published: datetime, settings: Settings) -> str:
     own = _text(meta, "id")
     if own:
         if not _URI_SCHEME.fullmatch(own):
-            raise _field("id", f"must be a URI such as tag:example.org,2020:post-1, got {_describe(own)}")
+            raise _field("id", f"must be a URI such as tag:example.org,2020:post-1, got {describe(own)}")
         return own
     return derived_id(slug, published, settings)

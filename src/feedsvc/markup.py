@@ -15,8 +15,8 @@ from urllib.parse import urljoin
 
 import nh3
 
-from feedsvc.content import clean_text
 from feedsvc.gfm import markdown_to_html
+from feedsvc.yamlfront import clean_text
 
 _TAGS = nh3.ALLOWED_TAGS | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {

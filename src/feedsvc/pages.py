@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Hashable
 
-from feedsvc.model import FeedFormat, Page, RenderedFeed
+from feedsvc.model import RenderedFeed
 
-Render = Callable[[Page, FeedFormat, datetime], RenderedFeed]
-Key = tuple[Page, FeedFormat, datetime]
-MAX_BYTES = 32 * 1024 * 1024  # both encodings of every cached document
+Key = Hashable  # what names a document: its address and its channel's stamp (the stamp moves with any change)
+MAX_BYTES = 16 * 1024 * 1024  # both encodings of every cached document: a few of the largest pages
 RETRY_AFTER = 1  # seconds: about what one render of the largest page takes
 
 
@@ -29,8 +27,7 @@ class Busy(Exception):
 
 
 class PageCache:
-    def __init__(self, render: Render, *, max_bytes: int = MAX_BYTES) -> None:
-        self._render = render
+    def __init__(self, *, max_bytes: int = MAX_BYTES) -> None:
         self._max_bytes = max_bytes
         self._cache: OrderedDict[Key, RenderedFeed] = OrderedDict()
         self._size = 0
@@ -39,9 +36,11 @@ class PageCache:
         self.renders = 0  # for /metrics: documents made on request
         self.refused = 0  # and requests told to come back
 
-    def get(self, page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
-        """The document for `page`, made now if it is not cached; raises Busy rather than wait."""
-        key = (page, fmt, updated)
+    def get(self, key: Key, make: Callable[[], RenderedFeed]) -> RenderedFeed:
+        """The document named `key`, made now if it is not cached; raises Busy rather than wait.
+
+        The key is cheap to hash on purpose: a refusal must cost far less than a render.
+        """
         with self._lock:
             if (found := self._cache.get(key)) is not None:
                 self._cache.move_to_end(key)
@@ -51,7 +50,7 @@ class PageCache:
                 self.refused += 1
             raise Busy
         try:
-            feed = self._render(page, fmt, updated)
+            feed = make()
         finally:
             self._rendering.release()
         self._store(key, feed)

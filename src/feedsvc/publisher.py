@@ -28,7 +28,7 @@ from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Channel, ChannelSummary, FeedFormat, Listing, Page, Post, RenderedFeed, Snapshot
 from feedsvc.opml import render_opml
 from feedsvc.pages import PageCache
-from feedsvc.paging import paginate
+from feedsvc.paging import paginate, parse_cursor
 from feedsvc.parsecache import CachedState, ParseCache
 from feedsvc.render import render_feed, render_feeds
 from feedsvc.scan import ContentFolder, ScanResult
@@ -71,7 +71,7 @@ class Publisher:
         self._dirty = False  # changed since the cache was written
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._future_due: datetime | None = None  # when the earliest future-dated post goes live
-        self.pages = PageCache(self._render_one)
+        self.pages = PageCache()
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), publish, swap in the new Snapshot."""
@@ -207,8 +207,16 @@ class Publisher:
         listing = snapshot.listings.get(path)
         if listing is None:
             return None
-        page = self._paginate(listing, fmt, before=before, limit=limit)
-        return None if page is None else self.pages.get(page, fmt, snapshot.stamps[path])
+        if before is not None and parse_cursor(before) is None:
+            return None
+        stamp = snapshot.stamps[path]
+
+        def make() -> RenderedFeed:
+            page = self._paginate(listing, fmt, before=before, limit=limit)
+            assert page is not None  # the cursor is well-formed
+            return self._render_one(page, fmt, stamp)
+
+        return self.pages.get((path, fmt, before, limit, stamp), make)
 
     def _render_one(self, page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
         return render_feed(self.settings, page, fmt, html=self.bodies.html, updated=updated)

@@ -17,7 +17,8 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, tzinfo
 from pathlib import PurePosixPath
 
-from feedsvc.content import MAX_TERMS, clean_text, slug_for
+from feedsvc.content import MAX_TERMS, slug_for
+from feedsvc.yamlfront import clean_text
 
 MAX_SLUG = 80  # characters of the title's slug in the file name (cut at a word boundary)
 FALLBACK_SLUG = "post"  # for a title without letters or digits, e.g. only emoji
