@@ -9,6 +9,7 @@ The post's last rendering is shown instead, or its summary until the next rebuil
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,7 @@ from feedsvc.model import Post
 from feedsvc.scan import read_version
 from feedsvc.yamlfront import read_body
 
+logger = logging.getLogger(__name__)
 _CACHE_BYTES = 24 * 1024 * 1024  # the entries of the feeds made in each rebuild, and some; bounded whatever is asked
 Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
@@ -43,7 +45,11 @@ class Bodies:
         data = read_version(self.root, post.source, post.revision, self.max_bytes)
         if data is None:  # the file is another version now: never its bytes under this post's metadata
             return self._last_known(post)
-        html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
+        try:
+            html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
+        except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
+            logger.exception("%s: body cannot be rendered; showing its summary", post.source)
+            html = self._last_known(post)
         self._remember(key, html)
         return html
 

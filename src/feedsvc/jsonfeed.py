@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from feedsvc.config import Settings
 from feedsvc.model import Author, FeedFormat, Page, Post
 from feedsvc.urls import feed_title, feed_url
 
+logger = logging.getLogger(__name__)
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
@@ -27,8 +29,16 @@ def render_json_feed(settings: Settings, page: Page, *, html: Callable[[Post], s
         feed["next_url"] = page.links.next
     if page.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in page.hubs]
-    feed["items"] = [_item(post, html(post)) for post in page.posts]
+    feed["items"] = [item for post in page.posts if (item := _safe_item(post, html, page.links.self))]
     return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _safe_item(post: Post, html: Callable[[Post], str], feed: str) -> dict[str, Any] | None:
+    try:
+        return _item(post, html(post))
+    except Exception:  # one post a check missed costs its item, never the feed
+        logger.exception("%s: left out of %s: it cannot be written as an item", post.source, feed)
+        return None
 
 
 def _item(post: Post, content: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from feedsvc.jsonfeed import render_json_feed
 from feedsvc.model import FeedFormat, Page, Post, RenderedFeed
 from feedsvc.urls import feed_title, feed_url
 
+logger = logging.getLogger(__name__)
 ATOM_NS = "http://www.w3.org/2005/Atom"
 # feedgen's RSS dates switch the process locale while formatting; one render at a time.
 _FEEDGEN = threading.Lock()
@@ -75,8 +77,31 @@ def _finish(page: Page, fmt: FeedFormat, updated: datetime, body: bytes, gzip_bo
 def _render_xml(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime, html: Html) -> bytes:
     fg = _feed(settings, page, fmt, updated)
     for post in page.posts:
-        _add_entry(fg.add_entry(order="append"), post, html(post), fmt)  # feedgen prepends by default
+        entry = fg.add_entry(order="append")  # feedgen prepends by default
+        try:
+            _add_entry(entry, post, html(post), fmt)
+        except Exception:  # one post a check missed costs its entry, never the feed
+            logger.exception("%s: left out of %s: it cannot be written as an entry", post.source, page.links.self)
+            fg.remove_entry(entry)
+    try:
+        return _xml_bytes(fg, fmt)
+    except (ValueError, TypeError):  # lxml refused a value; only now, on writing, do we learn of it
+        for entry in [e for e in fg.entry() if not _writable(e, fmt)]:
+            logger.exception("%s: left out of %s: lxml cannot write it", entry.id(), page.links.self)
+            fg.remove_entry(entry)
+        return _xml_bytes(fg, fmt)
+
+
+def _xml_bytes(fg: FeedGenerator, fmt: FeedFormat) -> bytes:
     return bytes(fg.atom_str(pretty=False) if fmt is FeedFormat.ATOM else fg.rss_str(pretty=False))
+
+
+def _writable(entry: FeedEntry, fmt: FeedFormat) -> bool:
+    try:
+        entry.atom_entry() if fmt is FeedFormat.ATOM else entry.rss_entry()
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def related_links(page: Page) -> list[tuple[str, str]]:
