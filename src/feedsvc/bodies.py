@@ -22,7 +22,7 @@ from feedsvc.scan import read_version
 from feedsvc.yamlfront import read_body
 
 logger = logging.getLogger(__name__)
-_CACHE_BYTES = 24 * 1024 * 1024  # the entries of the feeds made in each rebuild, and some; bounded whatever is asked
+_CACHE_BYTES = 16 * 1024 * 1024  # the entries of the feeds made in each rebuild, and some; bounded whatever is asked
 Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
 

@@ -9,6 +9,7 @@ are made in the rebuild and served from memory.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -16,8 +17,18 @@ from collections.abc import Callable, Hashable
 from feedsvc.model import RenderedFeed
 
 Key = Hashable  # what names a document: its address and its channel's stamp (the stamp moves with any change)
-MAX_BYTES = 16 * 1024 * 1024  # both encodings of every cached document: a few of the largest pages
+MAX_BYTES = 12 * 1024 * 1024  # both encodings of every cached document: a few of the largest pages
 RETRY_AFTER = 1  # seconds: about what one render of the largest page takes
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 class Busy(Exception):
@@ -52,6 +63,7 @@ class PageCache:
         try:
             feed = make()
         finally:
+            _give_back_memory()
             self._rendering.release()
         self._store(key, feed)
         return feed
@@ -66,6 +78,13 @@ class PageCache:
             while self._size > self._max_bytes and len(self._cache) > 1:
                 _, dropped = self._cache.popitem(last=False)
                 self._size -= _cost(dropped)
+
+
+def _give_back_memory() -> None:
+    """Return the heap a render freed to the system: the lxml tree of a 500-entry page is tens of
+    megabytes, which glibc would otherwise keep for good, so memory would stay at its highest."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def _cost(feed: RenderedFeed) -> int:
