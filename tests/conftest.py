@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 
 from feedsvc.app import create_app
 from feedsvc.config import Settings, load_settings
+from feedsvc.websub import WebSubNotifier
 
 BASE_URL = "https://feeds.example.org"
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -79,6 +81,15 @@ def client(make_app: Callable[..., Flask]) -> FlaskClient:
     return make_app().test_client()
 
 
+def write_whole(content: Path, name: str, text: str) -> None:
+    """Written elsewhere and renamed in, as editors and sync tools do: a reader never sees half a post."""
+    target = content / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(text, "utf-8")
+    temporary.replace(target)
+
+
 def rebuild(app: Flask) -> None:
     app.extensions["feedsvc"].rebuild()
 
@@ -88,3 +99,19 @@ def parse(response_or_bytes: object) -> feedparser.FeedParserDict:
     parsed = feedparser.parse(data)
     assert not parsed.bozo, parsed.get("bozo_exception")
     return parsed
+
+
+@pytest.fixture
+def notifiers() -> Iterator[Callable[..., WebSubNotifier]]:
+    """Started notifiers, all stopped at the end of the test."""
+    started: list[WebSubNotifier] = []
+
+    def make(hubs: list[str], **options: Any) -> WebSubNotifier:
+        notifier = WebSubNotifier(hubs, **options)
+        notifier.start()
+        started.append(notifier)
+        return notifier
+
+    yield make
+    for notifier in started:
+        notifier.stop()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import write_whole
 from lab.clients import ADAPTERS, Client, Entry, expected_view, make_client, missing
 from lab.proxy import RecordingProxy
 from serving import NGINX, run_nginx, serve, wait_until
@@ -40,37 +41,28 @@ def post_text(title: str, date: str, categories: str, body: str) -> str:
             f"featured: false\n--- \n{body}\n")
 
 
-def write(content: Path, name: str, text: str) -> None:
-    """Written elsewhere and renamed in, as editors and sync tools do: a reader never sees half a post."""
-    target = content / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(text, "utf-8")
-    temporary.replace(target)
-
-
 def seed_content(content: Path) -> None:
-    write(content, "2025/harbour-ferry.txt", post_text("Harbour ferry returns", "2025-03-01-08-00-00",
+    write_whole(content, "2025/harbour-ferry.txt", post_text("Harbour ferry returns", "2025-03-01-08-00-00",
                                                        "[latest, news]", "The ferry will peel off at nine."))
-    write(content, "2025/library-hours.md", post_text("Library opens late", "2025-03-03-09-30-00",
+    write_whole(content, "2025/library-hours.md", post_text("Library opens late", "2025-03-03-09-30-00",
                                                       "[news]", "Open until ten on Thursdays."))
-    write(content, "2025/cup-final.md", post_text("Cup final tonight", "2025-03-05-18-00-00",
+    write_whole(content, "2025/cup-final.md", post_text("Cup final tonight", "2025-03-05-18-00-00",
                                                   "[sport]", "Kick-off at eight."))
 
 
 def edit_title_and_body(content: Path) -> None:
     # The same length and the same dates: only the bytes say it changed (nginx's ETag is mtime-size).
-    write(content, "2025/harbour-ferry.txt", post_text("Harbour ferry resumes", "2025-03-01-08-00-00",
+    write_whole(content, "2025/harbour-ferry.txt", post_text("Harbour ferry resumes", "2025-03-01-08-00-00",
                                                        "[latest, news]", "The ferry will peal off at nine."))
 
 
 def add_backdated_post(content: Path) -> None:
-    write(content, "2024/archive-opens.md", post_text("Town archive opens", "2025-02-20-10-00-00",
+    write_whole(content, "2024/archive-opens.md", post_text("Town archive opens", "2025-02-20-10-00-00",
                                                       "[news]", "Older than the newest post."))
 
 
 def add_post_in_two_categories(content: Path) -> None:
-    write(content, "2025/stadium-bus.md", post_text("Stadium bus for the final", "2025-03-06-07-00-00",
+    write_whole(content, "2025/stadium-bus.md", post_text("Stadium bus for the final", "2025-03-06-07-00-00",
                                                     "[news, sport]", "Buses every ten minutes."))
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import feedparser
 import pytest
-from conftest import BASE_URL, NOW, WritePost, parse, rebuild
+from conftest import BASE_URL, NOW, WritePost, parse, rebuild, write_whole
 from flask import Flask
 from flask.testing import FlaskClient
 from lab.clients import ADAPTERS, Client, Entry, expected_view, make_client, missing
@@ -554,15 +554,6 @@ def post_text(title: str, date: str, categories: str) -> str:
     return f"---\ntitle: {title}\ndate: {date}\ncategories: {categories}\n---\n{title}, in full.\n"
 
 
-def write(content: Path, name: str, text: str) -> None:
-    """Written elsewhere and renamed in, so the service never reads half a post."""
-    target = content / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(text, "utf-8")
-    temporary.replace(target)
-
-
 def served_titles(url: str) -> list[str]:
     parsed = feedparser.parse(url)
     assert parsed.get("status") == 200 and not parsed.bozo, (url, parsed.get("status"), parsed.get("bozo_exception"))
@@ -619,8 +610,8 @@ class Readers:
 @pytest.fixture
 def desk(tmp_path: Path) -> Path:
     content = tmp_path / "content"
-    write(content, "2025/ferry.md", post_text("Ferry returns", "2025-03-01T08:00:00Z", "[news]"))
-    write(content, "2025/match.md", post_text("Cup final", "2025-03-02T18:00:00Z", "[sport]"))
+    write_whole(content, "2025/ferry.md", post_text("Ferry returns", "2025-03-01T08:00:00Z", "[news]"))
+    write_whole(content, "2025/match.md", post_text("Cup final", "2025-03-02T18:00:00Z", "[sport]"))
     return content
 
 
@@ -655,7 +646,7 @@ def test_readers_keep_an_emptied_category_across_a_restart(desk: Path, tmp_path:
         assert unchanged["feedparser"] == [304]
 
         readers.wait_a_second()
-        write(desk, "2025/derby.md", post_text("Derby day", "2025-03-03T15:00:00Z", "[sport]"))
+        write_whole(desk, "2025/derby.md", post_text("Derby day", "2025-03-03T15:00:00Z", "[sport]"))
         wait_until(lambda: served_titles(f"{served.url}{feed}") == ["Derby day"], 10.0, "the post in the kept feed")
         readers.poll()
 
@@ -682,7 +673,7 @@ def test_readers_keep_an_emptied_category_in_the_export(desk: Path, tmp_path: Pa
         build_export()
         readers.poll()
         readers.wait_a_second()
-        write(desk, "2025/derby.md", post_text("Derby day", "2025-03-03T15:00:00Z", "[sport]"))
+        write_whole(desk, "2025/derby.md", post_text("Derby day", "2025-03-03T15:00:00Z", "[sport]"))
         build_export()
         readers.poll()
 
@@ -694,7 +685,7 @@ def test_feedparser_follows_a_rename_and_sees_a_retirement_after_a_restart(desk:
         assert served_titles(f"{served.url}/feeds/category/sport.atom") == ["Cup final"]
         assert served_titles(f"{served.url}/feeds/category/news.rss") == ["Ferry returns"]
         # The newsroom renames "sport" to "sports" in its posts and says so; "news" is retired.
-        write(desk, "2025/match.md", post_text("Cup final", "2025-03-02T18:00:00Z", "[sports]"))
+        write_whole(desk, "2025/match.md", post_text("Cup final", "2025-03-02T18:00:00Z", "[sports]"))
         config = tmp_path / "feedsvc.toml"
         config.write_text('retired = ["category/news"]\n[redirects]\n"category/sport" = "category/sports"\n', "utf-8")
         # Its own URL as the base URL: feedparser follows the redirect's absolute Location.
@@ -711,7 +702,7 @@ def test_feedparser_follows_a_rename_and_sees_a_retirement_after_a_restart(desk:
 
 
 def test_files_are_never_named_in_public_by_a_running_service(desk: Path, tmp_path: Path) -> None:
-    write(desk, "drafts/ceo-resigns-embargoed.md", "---\ntitle: CEO resigns\ndate: [soon\n---\n")
+    write_whole(desk, "drafts/ceo-resigns-embargoed.md", "---\ntitle: CEO resigns\ndate: [soon\n---\n")
     with serve(desk, tmp_path, FEEDSVC_ADMIN_TOKEN=TOKEN) as served:
         status, _, body = fetch(f"{served.url}/healthz")
         assert status == 200 and b"ceo-resigns" not in body

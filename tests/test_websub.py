@@ -134,22 +134,6 @@ def hub() -> Iterator[Hub]:
 
 
 @pytest.fixture
-def notifiers() -> Iterator[Callable[..., WebSubNotifier]]:
-    """Started notifiers, all stopped at the end of the test."""
-    started: list[WebSubNotifier] = []
-
-    def make(hubs: list[str], **options: Any) -> WebSubNotifier:
-        notifier = WebSubNotifier(hubs, **options)
-        notifier.start()
-        started.append(notifier)
-        return notifier
-
-    yield make
-    for notifier in started:
-        notifier.stop()
-
-
-@pytest.fixture
 def thread_errors(monkeypatch: pytest.MonkeyPatch) -> list[threading.ExceptHookArgs]:
     """Exceptions that escaped any thread during the test."""
     errors: list[threading.ExceptHookArgs] = []

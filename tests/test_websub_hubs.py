@@ -172,22 +172,6 @@ def connections_waiting(listener: socket.socket) -> list[socket.socket]:
             return accepted
 
 
-@pytest.fixture
-def notifiers() -> Iterator[Callable[..., WebSubNotifier]]:
-    """Started notifiers, all stopped at the end of the test."""
-    started: list[WebSubNotifier] = []
-
-    def make(hubs: list[str], **options: Any) -> WebSubNotifier:
-        notifier = WebSubNotifier(hubs, **options)
-        notifier.start()
-        started.append(notifier)
-        return notifier
-
-    yield make
-    for notifier in started:
-        notifier.stop()
-
-
 # --- a slow hub --------------------------------------------------------------------------------
 
 def test_one_deadline_covers_the_whole_answer(trickler: Trickler) -> None:
