@@ -6,12 +6,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import front_matter_post, parse
 from flask import Flask
 
-from feedsvc.model import Channel, FeedFormat, Page, RenderedFeed
+from feedsvc import publisher as publisher_module
+from feedsvc.model import Channel, FeedFormat, RenderedFeed
 from feedsvc.pages import Busy, PageCache
 
 WHEN = datetime(2025, 1, 1, tzinfo=UTC)
@@ -53,21 +55,21 @@ def test_a_second_render_at_once_is_refused_not_queued() -> None:
     assert (cache.renders, cache.refused) == (1, 1)
 
 
-def test_a_busy_server_says_when_to_come_back(content_dir: Path, make_app: Callable[..., Flask]) -> None:
+def test_a_busy_server_says_when_to_come_back(content_dir: Path, make_app: Callable[..., Flask],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     for n in range(5):
         (content_dir / f"p{n}.md").write_text(front_matter_post(title=f"Post {n}", date=f"2025-01-0{n + 1}",
                                                                 tags="[ferry]"), "utf-8")
     app = make_app()
     started, release = threading.Event(), threading.Event()
-    publisher = app.extensions["feedsvc"]
-    real = publisher._render_one
+    real = publisher_module.render_feed
 
-    def slow(page: Page, fmt: FeedFormat, updated: datetime) -> RenderedFeed:
+    def slow(*args: Any, **kwargs: Any) -> RenderedFeed:
         started.set()
         release.wait(5)
-        return real(page, fmt, updated)
+        return real(*args, **kwargs)
 
-    publisher._render_one = slow
+    monkeypatch.setattr(publisher_module, "render_feed", slow)
     client = app.test_client()
     worker = threading.Thread(target=client.get, args=("/feeds/tag/ferry.atom",))
     worker.start()

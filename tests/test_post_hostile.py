@@ -30,6 +30,7 @@ from feedsvc.markup import render_markdown
 from feedsvc.model import FeedFormat, Post, Problem
 from feedsvc.paging import cursor, paginate, parse_cursor
 from feedsvc.render import render_feed
+from feedsvc.urls import feed_info
 
 SETTINGS = load_settings(env={}, base_url="https://news.example.com")
 UPDATED = datetime(2030, 1, 1, tzinfo=UTC)
@@ -71,7 +72,8 @@ def render_all(post: Post, body: str, settings: Settings = SETTINGS) -> None:
     page = paginate(ALL, [post], before=None, limit=10, url=lambda c: f"https://news.example.com/feeds/all?b={c}")
     assert page is not None
     for fmt in FeedFormat:
-        rendered = render_feed(settings, page, fmt, html=lambda p: render_markdown(body, p.url), updated=UPDATED)
+        html = {post.source: render_markdown(body, post.url)}
+        rendered = render_feed(feed_info(settings, ALL), page, fmt, bodies=html, updated=UPDATED)
         if fmt is FeedFormat.JSON:
             assert len(json.loads(rendered.body)["items"]) == 1
         else:

@@ -20,6 +20,7 @@ from feedsvc.markup import render_markdown
 from feedsvc.model import FeedFormat, Post, Problem
 from feedsvc.paging import paginate
 from feedsvc.render import render_feed
+from feedsvc.urls import feed_info
 from feedsvc.yamlfront import read_body
 
 SETTINGS = load_settings(env={}, base_url="https://feeds.example.org")
@@ -73,7 +74,8 @@ def test_feeds_from_any_text_are_well_formed(posts: list[tuple[str, str, list[st
         for fmt in FeedFormat:
             page = paginate(listing.channel, listing.posts, before=None, limit=50, url=lambda c: "https://f.example/x")
             assert page is not None
-            body = render_feed(SETTINGS, page, fmt, html=lambda p: render_markdown(bodies[p.source], p.url),
+            html = {p.source: render_markdown(bodies[p.source], p.url) for p in page.posts}
+            body = render_feed(feed_info(SETTINGS, listing.channel), page, fmt, bodies=html,
                                updated=datetime(2030, 1, 1, tzinfo=UTC)).body
             if fmt is FeedFormat.JSON:
                 assert len(json.loads(body)["items"]) == len(listing.posts)

@@ -132,15 +132,14 @@ def test_parsing_on_every_core_gives_the_same_posts(posts: list[Path], make_sett
 
 def test_unchanged_restart_renders_nothing(posts: list[Path], cached_settings: Settings,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from feedsvc import publisher as publisher_module
+    from feedsvc import build as build_module
 
     first = Publisher(cached_settings)
     before = first.rebuild().feeds
     first.persist()
     rendered: list[int] = []
-    real = publisher_module.render_feeds
-    monkeypatch.setattr(publisher_module, "render_feeds",
-                        lambda settings, jobs, **kw: rendered.append(len(jobs)) or real(settings, jobs, **kw))
+    real = build_module.render_feeds
+    monkeypatch.setattr(build_module, "render_feeds", lambda jobs, **kw: rendered.append(len(jobs)) or real(jobs, **kw))
     reads = count_reads(monkeypatch)
     assert cached_settings.cache_folder is not None
     [cache_file] = cached_settings.cache_folder.iterdir()

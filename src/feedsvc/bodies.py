@@ -49,7 +49,7 @@ class Bodies:
             html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
         except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
             logger.exception("%s: body cannot be rendered; showing its summary", post.source)
-            html = self._last_known(post)
+            html = f"<p>{escape(post.summary)}</p>" if post.summary else ""
         self._remember(key, html)
         return html
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from slugify import slugify
 
-from feedsvc.model import ALL, Channel, Listing, Post
+from feedsvc.model import ALL, Channel, ChannelKind, Listing, Post
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,8 +38,8 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     posts = list(posts)
     visible = sorted((p for p in posts if is_visible(p, now)), key=sort_key)
     future = [p.date for p in posts if not p.draft and p.date > now]
-    groups: dict[tuple[str, str], list[Post]] = defaultdict(list)
-    channels: dict[tuple[str, str], Channel] = {("all", ALL.slug): ALL}  # the first spelling of a name wins
+    groups: dict[tuple[ChannelKind, str], list[Post]] = defaultdict(list)
+    channels: dict[tuple[ChannelKind, str], Channel] = {(ALL.kind, ALL.slug): ALL}  # a name's first spelling wins
     for post in visible:
         if post.in_feeds:
             for channel in _channels_of(post):
@@ -49,7 +49,7 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     for channel in filter(None, map(Channel.at, keep)):
         channels.setdefault((channel.kind, channel.slug), channel)
     order = sorted((k for k in channels if channels[k].path not in hidden),
-                   key=lambda k: (_KIND_ORDER[k[0]], channels[k].name.casefold(), k[1]))
+                   key=lambda k: (_KIND_ORDER.index(k[0]), channels[k].name.casefold(), k[1]))
     return Catalog(
         listings=tuple(Listing(channel=channels[k], posts=tuple(groups[k])) for k in order),
         visible=tuple(visible),
@@ -57,19 +57,19 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     )
 
 
-_KIND_ORDER = {"all": 0, "category": 1, "tag": 2, "author": 3}
+_KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
 
 
 def _channels_of(post: Post) -> list[Channel]:
     channels = [ALL]
-    channels += [_term_channel("category", t.slug, t.name) for t in post.categories]
-    channels += [_term_channel("tag", t.slug, t.name) for t in post.tags]
-    channels += [_term_channel("author", _author_slug(a.name), a.name) for a in post.authors]
+    channels += [_term_channel(ChannelKind.CATEGORY, t.slug, t.name) for t in post.categories]
+    channels += [_term_channel(ChannelKind.TAG, t.slug, t.name) for t in post.tags]
+    channels += [_term_channel(ChannelKind.AUTHOR, _author_slug(a.name), a.name) for a in post.authors]
     return [c for c in channels if c.slug]
 
 
 @functools.lru_cache(maxsize=65536)  # the same few hundred terms recur across 100,000 posts
-def _term_channel(kind: str, slug: str, name: str) -> Channel:
+def _term_channel(kind: ChannelKind, slug: str, name: str) -> Channel:
     return Channel(kind=kind, slug=slug, name=name)
 
 

@@ -14,6 +14,7 @@ from feedsvc.httpcache import Headers, feed_response
 from feedsvc.metrics import Metrics
 from feedsvc.model import RenderedFeed
 from feedsvc.publisher import Publisher
+from feedsvc.urls import link_header
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -28,7 +29,7 @@ def answer(publisher: Publisher, feed: RenderedFeed, environ: Mapping[str, Any])
         if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
         if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
         max_age=publisher.settings.cache_max_age,
-        links=publisher.link_header(feed.channel, feed.format),
+        links=link_header(publisher.settings, feed.channel, feed.format),
         head=environ.get("REQUEST_METHOD") == "HEAD",
     )
 

@@ -4,38 +4,37 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
-from feedsvc.config import Settings
-from feedsvc.model import Author, FeedFormat, Page, Post
-from feedsvc.urls import feed_title, feed_url
+from feedsvc.model import Author, FeedFormat, FeedInfo, Page, Post
 
 logger = logging.getLogger(__name__)
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def render_json_feed(settings: Settings, page: Page, *, html: Callable[[Post], str]) -> bytes:
+def render_json_feed(info: FeedInfo, page: Page, *, bodies: Mapping[str, str]) -> bytes:
+    """Pure, as render: the entries' HTML comes in made, keyed by post source."""
     feed: dict[str, Any] = {
         "version": VERSION,
-        "title": feed_title(settings, page.channel),
-        "home_page_url": settings.site_url,
-        "feed_url": feed_url(settings, page.channel, FeedFormat.JSON),
-        "description": settings.site_description,
-        "language": settings.language,
-        "authors": [{"name": settings.author}],
+        "title": info.title,
+        "home_page_url": info.home_url,
+        "feed_url": info.url(FeedFormat.JSON),
+        "description": info.description,
+        "language": info.language,
+        "authors": [{"name": info.author}],
     }
     if page.links.next:
         feed["next_url"] = page.links.next
     if page.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in page.hubs]
-    feed["items"] = [item for post in page.posts if (item := _safe_item(post, html, page.links.self))]
+    feed["items"] = [item for post in page.posts if (item := _safe_item(post, bodies, page.links.self))]
     return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _safe_item(post: Post, html: Callable[[Post], str], feed: str) -> dict[str, Any] | None:
+def _safe_item(post: Post, bodies: Mapping[str, str], feed: str) -> dict[str, Any] | None:
     try:
-        return _item(post, html(post))
+        return _item(post, bodies.get(post.source, ""))
     except Exception:  # one post a check missed costs its item, never the feed
         logger.exception("%s: left out of %s: it cannot be written as an item", post.source, feed)
         return None

@@ -99,18 +99,43 @@ class FeedFormat(enum.Enum):
 _MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml", "json": "application/feed+json"}
 
 
+class ChannelKind(enum.StrEnum):
+    """What a channel gathers. Everything a kind decides (its URL, title, order, folder, whether its
+    feeds are made in every rebuild) is said here, so a new kind is a member and a catalog rule."""
+
+    ALL = "all"
+    CATEGORY = "category"
+    TAG = "tag"
+    AUTHOR = "author"
+
+    @property
+    def prebuilt(self) -> bool:
+        """Made in every rebuild (what most readers subscribe to); the others on first request."""
+        return self in (ChannelKind.ALL, ChannelKind.CATEGORY)
+
+    @property
+    def title_label(self) -> str:
+        """Between the site's title and the channel's name: "News: tag harbour", "News: by Sam"."""
+        return {"category": "", "tag": "tag ", "author": "by "}.get(self.value, "")
+
+    @property
+    def plural(self) -> str:
+        """The heading of a group of such channels (index page, OPML folders)."""
+        return {"all": "All posts", "category": "Categories", "tag": "Tags", "author": "Authors"}[self.value]
+
+
 @dataclass(**_FROZEN)
 class Channel:
-    """One feed's identity: all posts (`kind="all"`), or one category, tag or author."""
+    """One feed's identity: all posts, or one category, tag or author."""
 
-    kind: str  # "all" | "category" | "tag" | "author"
+    kind: ChannelKind
     slug: str
     name: str
 
     @property
     def path(self) -> str:
         """URL path below /feeds/, without the format extension."""
-        return "all" if self.kind == "all" else f"{self.kind}/{self.slug}"
+        return "all" if self.kind is ChannelKind.ALL else f"{self.kind}/{self.slug}"
 
     @classmethod
     def at(cls, path: str) -> Channel | None:
@@ -124,17 +149,36 @@ class Channel:
         if not is_channel_path(path):
             return None
         kind, _, slug = path.partition("/")
-        return cls(kind=kind, slug=slug, name=slug)
+        return cls(kind=ChannelKind(kind), slug=slug, name=slug)
 
 
-ALL = Channel(kind="all", slug="all", name="All posts")
+ALL = Channel(kind=ChannelKind.ALL, slug="all", name="All posts")
 # What slugify makes of a name (content.slug_for): lower-case letters and digits, single hyphens between.
-_CHANNEL_PATH = re.compile(r"(?:category|tag|author)/[a-z0-9]+(?:-[a-z0-9]+)*")
+_CHANNEL_PATH = re.compile(
+    "(?:" + "|".join(kind.value for kind in ChannelKind if kind is not ChannelKind.ALL) + r")/[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def is_channel_path(path: str) -> bool:
     """A category, tag or author feed's path below /feeds/ (`tag/harbour`), as its slug can be."""
     return _CHANNEL_PATH.fullmatch(path) is not None
+
+
+@dataclass(**_FROZEN)
+class FeedInfo:
+    """What a feed says of itself, apart from its entries: made once from the settings (urls.feed_info),
+    so the writers of Atom, RSS, JSON Feed and OPML, and the pages, need nothing else."""
+
+    channel: Channel
+    title: str
+    description: str
+    author: str
+    language: str
+    home_url: str  # the site the feed belongs to (RSS <link>, Atom rel="alternate")
+    preview_url: str  # the HTML page of the feed
+    urls: tuple[tuple[FeedFormat, str], ...]  # each format's subscription URL, also its id
+
+    def url(self, fmt: FeedFormat) -> str:
+        return dict(self.urls)[fmt]
 
 
 @dataclass(**_FROZEN)
@@ -184,6 +228,7 @@ class ChannelSummary:
     """What the index page says of a channel."""
 
     channel: Channel
+    info: FeedInfo
     post_count: int
     updated: datetime | None
 

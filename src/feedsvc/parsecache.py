@@ -17,6 +17,7 @@ import os
 import pickle
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from feedsvc.config import Settings
 from feedsvc.content import shared_term
 from feedsvc.files import atomic_file, sweep_temp_files
 from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
+from feedsvc.stamps import Stamp, fingerprints
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +156,14 @@ class ParseCache:
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
             return CachedState()
+
+    def save_state(self, *, files: dict[str, tuple[Signature, Post | None, Problem | None]],
+                   feeds: Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed], stamps: Mapping[str, Stamp],
+                   bodies: dict[str, tuple[str, str]]) -> None:
+        """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts)."""
+        known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
+        self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, stamps={
+            path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}))
 
     def save(self, state: CachedState) -> None:
         if self.path is None:

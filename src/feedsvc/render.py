@@ -1,8 +1,10 @@
-"""(page, format, time) -> feed bytes, gzipped once, with ETags and Last-Modified. The only user of feedgen.
+"""(feed, page, format, time, bodies) -> feed bytes, gzipped once, with ETags and Last-Modified.
 
-Pure: no clock, no I/O. A feed's `updated` (and RSS `lastBuildDate`) is the time it is given,
-its channel's stamp (see stamps), and also its Last-Modified: never feedgen's now(), so the
-same posts always give the same bytes (and the same ETag on every replica).
+The only user of feedgen. Pure: no clock, no I/O, no settings; the entries' HTML comes in made
+(see bodies), so nothing is read or rendered under feedgen's lock. A feed's `updated` (and RSS
+`lastBuildDate`) is the time it is given, its channel's stamp (see stamps), and also its
+Last-Modified: never feedgen's now(), so the same posts always give the same bytes (and the
+same ETag on every replica).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -21,40 +23,38 @@ from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedEntry, FeedGenerator
 
 from feedsvc import __version__
-from feedsvc.config import Settings
 from feedsvc.jsonfeed import render_json_feed
-from feedsvc.model import FeedFormat, Page, Post, RenderedFeed
-from feedsvc.urls import feed_title, feed_url
+from feedsvc.model import FeedFormat, FeedInfo, Page, Post, RenderedFeed
 
 logger = logging.getLogger(__name__)
 ATOM_NS = "http://www.w3.org/2005/Atom"
 # feedgen's RSS dates switch the process locale while formatting; one render at a time.
 _FEEDGEN = threading.Lock()
 
-Html = Callable[[Post], str]
+Bodies = Mapping[str, str]  # post source -> its sanitised HTML with absolute URLs (see bodies.Bodies.html)
+Job = tuple[FeedInfo, Page, FeedFormat, datetime]  # a feed, one of its pages, a format, the channel's stamp
 
 
-def render_feed(settings: Settings, page: Page, fmt: FeedFormat, *, html: Html, updated: datetime) -> RenderedFeed:
-    """Serialise one feed page dated `updated`; `html` turns a post into sanitised HTML with absolute URLs."""
-    body = _serialise(settings, page, fmt, updated, html)
+def render_feed(info: FeedInfo, page: Page, fmt: FeedFormat, *, bodies: Bodies, updated: datetime) -> RenderedFeed:
+    """Serialise one feed page dated `updated`."""
+    body = _serialise(info, page, fmt, updated, bodies)
     return _finish(page, fmt, updated, body, gzip_bytes(body))
 
 
-def render_feeds(settings: Settings, jobs: Sequence[tuple[Page, FeedFormat, datetime]], *,
-                 html: Html) -> list[RenderedFeed]:
+def render_feeds(jobs: Sequence[Job], *, bodies: Bodies) -> list[RenderedFeed]:
     """Many feeds: serialised in turn, then compressed on every core (zlib lets go of the GIL)."""
-    bodies = [_serialise(settings, page, fmt, updated, html) for page, fmt, updated in jobs]
+    serialised = [_serialise(info, page, fmt, updated, bodies) for info, page, fmt, updated in jobs]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        zipped = list(pool.map(gzip_bytes, bodies))
+        zipped = list(pool.map(gzip_bytes, serialised))
     return [_finish(page, fmt, updated, body, gz)
-            for (page, fmt, updated), body, gz in zip(jobs, bodies, zipped, strict=True)]
+            for (_, page, fmt, updated), body, gz in zip(jobs, serialised, zipped, strict=True)]
 
 
-def _serialise(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime, html: Html) -> bytes:
+def _serialise(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime, bodies: Bodies) -> bytes:
     if fmt is FeedFormat.JSON:
-        return render_json_feed(settings, page, html=html)
+        return render_json_feed(info, page, bodies=bodies)
     with _FEEDGEN:
-        return _render_xml(settings, page, fmt, updated, html)
+        return _render_xml(info, page, fmt, updated, bodies)
 
 
 def gzip_bytes(body: bytes) -> bytes:
@@ -74,12 +74,12 @@ def _finish(page: Page, fmt: FeedFormat, updated: datetime, body: bytes, gzip_bo
     )
 
 
-def _render_xml(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime, html: Html) -> bytes:
-    fg = _feed(settings, page, fmt, updated)
+def _render_xml(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime, bodies: Bodies) -> bytes:
+    fg = _feed(info, page, fmt, updated)
     for post in page.posts:
         entry = fg.add_entry(order="append")  # feedgen prepends by default
         try:
-            _add_entry(entry, post, html(post), fmt)
+            _add_entry(entry, post, bodies.get(post.source, ""), fmt)
         except Exception:  # one post a check missed costs its entry, never the feed
             logger.exception("%s: left out of %s: it cannot be written as an entry", post.source, page.links.self)
             fg.remove_entry(entry)
@@ -129,15 +129,15 @@ class _RssAtomLinks(BaseExtension):  # type: ignore[misc]
         return rss
 
 
-def _feed(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime) -> FeedGenerator:
+def _feed(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("media")
     fg.load_extension("dc")
-    fg.id(feed_url(settings, page.channel, fmt))  # every page of a feed is the same feed
-    fg.title(feed_title(settings, page.channel))
-    fg.subtitle(settings.site_description)  # also the RSS <description>, which RSS requires
-    fg.author({"name": settings.author})  # an Atom feed with no author anywhere is invalid
-    fg.language(settings.language)
+    fg.id(info.url(fmt))  # every page of a feed is the same feed
+    fg.title(info.title)
+    fg.subtitle(info.description)  # also the RSS <description>, which RSS requires
+    fg.author({"name": info.author})  # an Atom feed with no author anywhere is invalid
+    fg.language(info.language)
     fg.generator("feedsvc", version=__version__)
     fg.link(href=page.links.self, rel="self", type=fmt.media_type)
     if fmt is FeedFormat.ATOM:
@@ -146,7 +146,7 @@ def _feed(settings: Settings, page: Page, fmt: FeedFormat, updated: datetime) ->
     else:
         fg.register_extension("atomlinks", _RssAtomLinks, None, atom=False, rss=True)
         fg.atomlinks.links = related_links(page)
-    fg.link(href=settings.site_url, rel="alternate")  # last: it becomes the RSS channel <link>
+    fg.link(href=info.home_url, rel="alternate")  # last: it becomes the RSS channel <link>
     fg.updated(updated)
     fg.lastBuildDate(updated)  # feedgen would stamp now()
     return fg

@@ -30,6 +30,7 @@ SECOND = timedelta(seconds=1)
 class Stamp:
     posts: tuple[Post, ...] | None  # compared by value; None: not known (so any posts differ from them)
     at: datetime  # whole seconds, UTC
+    made_for: str | None = None  # from the cache: the fingerprint of the posts, which are not kept there
 
 
 def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: datetime | None, now: datetime,

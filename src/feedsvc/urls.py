@@ -1,4 +1,4 @@
-"""Every absolute URL the service hands out, built from the configured base URL (never the Host header)."""
+"""Every absolute URL the service hands out and every feed's title, from the settings (never the Host header)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from feedsvc.config import Settings
-from feedsvc.model import Channel, FeedFormat
+from feedsvc.model import Channel, ChannelKind, FeedFormat, FeedInfo
 
 
 def feed_url(settings: Settings, channel: Channel, fmt: FeedFormat, **query: str | int | None) -> str:
@@ -30,8 +30,25 @@ def opml_url(settings: Settings) -> str:
     return f"{settings.base_url}/feeds.opml"
 
 
+def feed_info(settings: Settings, channel: Channel) -> FeedInfo:
+    """The feed of `channel` as it describes itself; the one place a feed's identity meets the settings."""
+    return FeedInfo(
+        channel=channel, title=feed_title(settings, channel), description=settings.site_description,
+        author=settings.author, language=settings.language, home_url=settings.site_url,
+        preview_url=preview_url(settings, channel),
+        urls=tuple((fmt, feed_url(settings, channel, fmt)) for fmt in FeedFormat),
+    )
+
+
+def link_header(settings: Settings, channel: Channel, fmt: FeedFormat) -> str | None:
+    """The `Link:` header of a feed: its WebSub hubs and itself, when hubs are configured."""
+    if not settings.websub_hubs:
+        return None
+    links = [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
+    return ", ".join([*links, f'<{feed_url(settings, channel, fmt)}>; rel="self"'])
+
+
 def feed_title(settings: Settings, channel: Channel) -> str:
-    if channel.kind == "all":
+    if channel.kind is ChannelKind.ALL:
         return settings.site_title
-    label = {"category": "", "tag": "tag ", "author": "by "}[channel.kind]
-    return f"{settings.site_title}: {label}{channel.name}"
+    return f"{settings.site_title}: {channel.kind.title_label}{channel.name}"

@@ -19,11 +19,11 @@ from werkzeug.exceptions import HTTPException
 from feedsvc.fastpath import answer
 from feedsvc.httpcache import accepts_gzip
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from feedsvc.model import Channel, ChannelSummary, FeedFormat, Snapshot
+from feedsvc.model import Channel, ChannelKind, ChannelSummary, FeedFormat, Snapshot
 from feedsvc.pages import Busy
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
-from feedsvc.urls import feed_title, feed_url, moved_url, opml_url, preview_url
+from feedsvc.urls import feed_info, moved_url, opml_url
 
 if TYPE_CHECKING:
     from feedsvc.websub import WebSubNotifier
@@ -118,11 +118,10 @@ def _preview(path: str) -> str:
     listing = publisher.snapshot.listings.get(path)
     if listing is None:
         abort(404)
-    settings = publisher.settings
+    settings, info = publisher.settings, feed_info(publisher.settings, listing.channel)
     return render_template(
         "preview.html", settings=settings, channel=listing.channel, total=len(listing.posts),
-        posts=listing.posts[:settings.max_items], title=feed_title(settings, listing.channel),
-        feeds=[(fmt, feed_url(settings, listing.channel, fmt)) for fmt in FeedFormat],
+        posts=listing.posts[:settings.max_items], title=info.title, feeds=[(fmt, info.url(fmt)) for fmt in FeedFormat],
     )
 
 
@@ -138,12 +137,12 @@ def opml() -> Response:
 def index() -> str:
     publisher = _publisher()
     snapshot: Snapshot = publisher.snapshot
-    by_kind: dict[str, list[ChannelSummary]] = {}
+    by_kind: dict[ChannelKind, list[ChannelSummary]] = {}
     for summary in snapshot.channels:
         by_kind.setdefault(summary.channel.kind, []).append(summary)
     return render_template(
-        "index.html", snapshot=snapshot, settings=publisher.settings, by_kind=by_kind, formats=FeedFormat,
-        feed_url=feed_url, feed_title=feed_title, preview_url=preview_url, opml_url=opml_url(publisher.settings),
+        "index.html", snapshot=snapshot, settings=publisher.settings, by_kind=by_kind, kinds=ChannelKind,
+        formats=FeedFormat, opml_url=opml_url(publisher.settings),
     )
 
 

@@ -1,0 +1,182 @@
+"""(the last build, a scan, the time) -> the next Snapshot: choose what to publish, date it, render it.
+
+No locks, threads or clock of its own: the Publisher serialises builds, reads the clock and
+swaps the result in. Reading bodies and the folder's times are the two ways it touches the
+world, and both come in as functions.
+
+A channel that has served entries is never dropped: while it has no posts it is published as an
+empty feed (readers unsubscribe from a URL after a few 404s). The record of such channels is the
+stamps, which the cache keeps across restarts. Channels renamed or retired in the configuration
+are not published at all; the web layer answers their URLs with 301 or 410.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from feedsvc.catalog import Catalog, build_catalog
+from feedsvc.config import Settings
+from feedsvc.model import (
+    EPOCH,
+    ChannelKind,
+    ChannelSummary,
+    FeedFormat,
+    Listing,
+    Page,
+    Post,
+    RenderedFeed,
+    Snapshot,
+)
+from feedsvc.opml import render_opml
+from feedsvc.paging import paginate
+from feedsvc.render import Job, render_feeds
+from feedsvc.scan import ScanResult
+from feedsvc.stamps import Stamp, fingerprints, restamp
+from feedsvc.urls import feed_info, feed_url
+
+logger = logging.getLogger(__name__)
+Html = Callable[[Post], str]  # a post's body as HTML (bodies.Bodies.html)
+RemovedAt = Callable[[str], datetime]  # when a deleted post's file left (scan.ContentFolder.changed_near)
+Prebuilt = Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Built:
+    """What one build leaves the next: each channel's stamp, and the documents it rendered."""
+
+    stamps: Mapping[str, Stamp] = field(default_factory=dict)  # channel path -> when its documents last changed
+    prebuilt: Prebuilt = field(default_factory=dict)
+    next_due: datetime | None = None  # when the earliest future-dated post goes live
+
+
+def hidden_paths(settings: Settings) -> frozenset[str]:
+    """Channels renamed or retired in the configuration: never published (their URLs answer 301 or 410)."""
+    return frozenset(settings.retired) | {old for old, _ in settings.redirects}
+
+
+def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now: datetime, html: Html,
+                   removed_at: RemovedAt, floors: Mapping[str, datetime] | None = None) -> tuple[Snapshot, Built]:
+    """The Snapshot for `scan` at `now`, and what the next build needs of this one.
+
+    `floors`: channel path -> a time its stamp must be after (see Publisher.date_after).
+    """
+    catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings))
+    stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=removed_at, floors=floors or {})
+    times = {listing.channel.path: stamps[listing.channel.path].at for listing in catalog.listings}
+    prebuilt, feeds = _prebuild(catalog, times, previous.prebuilt, settings=settings, html=html)
+    snapshot = _snapshot(scan, catalog, times, feeds, settings=settings, now=now)
+    return snapshot, Built(stamps=stamps, prebuilt=prebuilt, next_due=catalog.next_due)
+
+
+def page_of(settings: Settings, listing: Listing, fmt: FeedFormat, *, before: str | None = None,
+            limit: int | None = None) -> Page | None:
+    """The page of `listing` at /feeds/<path>.<fmt>?before=&limit=; None for a malformed cursor."""
+    size = min(limit or settings.max_items, settings.max_limit)
+    query_limit = size if limit is not None else None
+
+    def url(cursor: str | None) -> str:
+        return feed_url(settings, listing.channel, fmt, before=cursor, limit=query_limit)
+
+    return paginate(listing.channel, listing.posts, before=before, limit=size, url=url, hubs=settings.websub_hubs)
+
+
+def made_bodies(pages: list[Page], html: Html) -> dict[str, str]:
+    """The HTML of every post on these pages, made before rendering: the renderer reads nothing.
+
+    A post whose body fails in a way nobody foresaw is left out (its entry is written without content).
+    """
+    bodies = {}
+    for post in {post.source: post for page in pages for post in page.posts}.values():
+        try:
+            bodies[post.source] = html(post)
+        except Exception:
+            logger.exception("%s: body left out", post.source)
+    return bodies
+
+
+def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, *, now: datetime,
+             removed_at: RemovedAt, floors: Mapping[str, datetime]) -> dict[str, Stamp]:
+    """Date each channel anew whose posts changed (see stamps), one now empty too (its posts left);
+    a channel no longer published (renamed or retired) keeps its time."""
+    stamps = {path: Stamp(posts=None, at=stamp.at) for path, stamp in previous.items()}
+    cached = {li.channel.path: li.posts for li in catalog.listings
+              if (stamp := previous.get(li.channel.path)) is not None and stamp.made_for is not None}
+    known = fingerprints(cached)  # the first build after a restart: are these the posts the stamp was made for?
+    by_source: dict[str, Post] | None = None
+    for listing in catalog.listings:
+        path = listing.channel.path
+        last = previous.get(path)
+        if last is not None and last.made_for is not None and known.get(path) == last.made_for:
+            last = Stamp(posts=listing.posts, at=last.at)
+        left = None
+        if last is not None and last.posts is not None and last.posts != listing.posts:
+            by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}
+            left = _removed_at(last.posts, listing.posts, by_source, removed_at)
+        stamps[path] = restamp(last, listing.posts, removed_at=left, now=now, after=floors.get(path))
+    return stamps
+
+
+def _removed_at(before: tuple[Post, ...], after: tuple[Post, ...], by_source: dict[str, Post],
+                removed_at: RemovedAt) -> datetime:
+    """When posts left a channel: their file's new mtime if it is still a post, else when its folder changed."""
+    staying = {p.source for p in after}
+    times = [by_source[p.source].modified if p.source in by_source else removed_at(p.source)
+             for p in before if p.source not in staying]
+    return max(times, default=EPOCH)
+
+
+def _prebuild(catalog: Catalog, times: Mapping[str, datetime], previous: Prebuilt, *, settings: Settings,
+              html: Html) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
+    """The subscription documents of the kinds made in every rebuild, re-rendering only changed ones."""
+    jobs: dict[str, Job] = {}
+    for listing in catalog.listings:
+        if listing.channel.kind.prebuilt:
+            info = feed_info(settings, listing.channel)
+            for fmt in FeedFormat:
+                page = page_of(settings, listing, fmt)
+                assert page is not None  # the first page always exists
+                jobs[f"{listing.channel.path}.{fmt.value}"] = (info, page, fmt, times[listing.channel.path])
+    keys = {name: (page, fmt, at) for name, (_, page, fmt, at) in jobs.items()}
+    missing = [job for name, job in jobs.items() if keys[name] not in previous]
+    bodies = made_bodies([page for _, page, _, _ in missing], html)
+    fresh = dict(zip([(page, fmt, at) for _, page, fmt, at in missing], render_feeds(missing, bodies=bodies),
+                     strict=True))
+    prebuilt = {key: previous.get(key) or fresh[key] for key in keys.values()}
+    return prebuilt, {name: prebuilt[key] for name, key in keys.items()}
+
+
+def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime], feeds: dict[str, RenderedFeed], *,
+              settings: Settings, now: datetime) -> Snapshot:
+    # Served, but not advertised: a feed kept answering while it has no posts is not one to subscribe to.
+    advertised = [li for li in catalog.listings if li.posts or li.channel.kind is ChannelKind.ALL]
+    infos = {li.channel.path: feed_info(settings, li.channel) for li in advertised}
+    opml = render_opml(f"{settings.site_title} feeds", settings.author, infos.values())
+    return Snapshot(
+        feeds=feeds,
+        listings={listing.channel.path: listing for listing in catalog.listings},
+        stamps=times,
+        channels=tuple(ChannelSummary(channel=li.channel, info=infos[li.channel.path], post_count=len(li.posts),
+                                      updated=times[li.channel.path]) for li in advertised),
+        opml=opml,
+        opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
+        posts={p.slug: p for p in catalog.visible},
+        problems=scan.problems,
+        built_at=now,
+        post_count=len(catalog.visible),
+        status="ok" if scan.folder_ok else "degraded",
+    )
+
+
+def changed_feeds(settings: Settings, old: Snapshot, new: Snapshot) -> list[str]:
+    """Self URLs of every feed whose documents differ between two snapshots (for WebSub, after the swap):
+    a new stamp is new bytes (it is in them); a channel gone (renamed or retired) changed to its 301 or 410."""
+    changed = [feed_url(settings, old.listings[path].channel, fmt)
+               for path in old.listings.keys() - new.listings.keys() for fmt in FeedFormat]
+    for path, listing in new.listings.items():
+        if old.stamps.get(path) != new.stamps[path]:
+            changed += [feed_url(settings, listing.channel, fmt) for fmt in FeedFormat]
+    return changed
