@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
 
-from feedsvc.config import Settings
 from feedsvc.markup import render_markdown, with_lead_image
 from feedsvc.model import Post
-from feedsvc.scan import read_version
 from feedsvc.yamlfront import read_body
 
 logger = logging.getLogger(__name__)
@@ -26,10 +24,12 @@ _CACHE_BYTES = 16 * 1024 * 1024  # the entries of the feeds made in each rebuild
 Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
 
+Read = Callable[[str, str], bytes | None]  # (source, revision) -> that version's bytes (scan.ContentFolder.read)
+
+
 class Bodies:
-    def __init__(self, settings: Settings) -> None:
-        self.root = str(settings.content_dir.resolve())
-        self.max_bytes = settings.max_post_bytes
+    def __init__(self, read: Read) -> None:
+        self._read = read
         self._cache: OrderedDict[Key, str] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -42,7 +42,7 @@ class Bodies:
             if (found := self._cache.get(key)) is not None:
                 self._cache.move_to_end(key)
                 return found
-        data = read_version(self.root, post.source, post.revision, self.max_bytes)
+        data = self._read(post.source, post.revision)
         if data is None:  # the file is another version now: never its bytes under this post's metadata
             return self._last_known(post)
         try:

@@ -49,7 +49,7 @@ class Publisher:
         with _collector_paused():  # 100,000 unpickled posts
             cached = self.cache.load()
         self.folder = ContentFolder(settings, seed=cached.files)
-        self.bodies = Bodies(settings)
+        self.bodies = Bodies(self.folder.read)
         self.bodies.keep(cached.bodies)
         self.pages = PageCache()
         self.snapshot = Snapshot()

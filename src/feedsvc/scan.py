@@ -135,6 +135,11 @@ class ContentFolder:
                 folder = os.path.dirname(folder)
         return EPOCH
 
+    def read(self, source: str, revision: str) -> bytes | None:
+        """The bytes of a post file, if it is still the version `revision` names (see read_version):
+        bodies are read under the same root and rules as the front matter was."""
+        return read_version(self._prefix, source, revision, self.settings.max_post_bytes)
+
     def state(self) -> dict[str, CachedFile]:
         """What a later run may trust without reading the files again (see parsecache)."""
         return {source: (e.signature, e.post, e.problem) for source, e in self._entries.items()}
