@@ -82,6 +82,17 @@ class ContentFolder:
             gone = {source for source in self._entries.keys() - found.keys() if not self._hidden(source)}
         else:
             found, gone = self._look_at({*paths, *self._unsettled})
+        for source in gone:
+            self._entries.pop(source, None)
+            self._future.pop(source, None)
+        stale = self._to_read(found)
+        for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
+            self._store(source, signature, result)
+        return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
+                            folder_ok=not self._unreadable, unsettled=bool(self._unsettled))
+
+    def _to_read(self, found: dict[str, tuple[str, Signature]]) -> list[tuple[str, str, Signature]]:
+        """The files whose stat changed and that have settled; the rest are known or wait (`_unsettled`)."""
         cached, self._seed = self._seed, {}
         for source in cached.keys() - found.keys() - self._entries.keys():
             if self._hidden(source):  # unreadable now: what the last run read is the best we have
@@ -90,9 +101,6 @@ class ContentFolder:
         settle_ns = int(self.settings.settle * 1e9) if self._scanned else 0
         self._scanned = True
         self._unsettled = set()
-        for source in gone:
-            self._entries.pop(source, None)
-            self._future.pop(source, None)
         stale: list[tuple[str, str, Signature]] = []
         for source, (path, signature) in found.items():
             self._note_future(source, signature[0], now_ns)
@@ -106,10 +114,7 @@ class ContentFolder:
                 self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
             else:
                 stale.append((source, path, signature))
-        for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
-            self._store(source, signature, result)
-        return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
-                            folder_ok=not self._unreadable, unsettled=bool(self._unsettled))
+        return stale
 
     def _hidden(self, source: str) -> bool:
         """Below a folder that could not be listed: not known to be gone."""
