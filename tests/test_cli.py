@@ -1,8 +1,10 @@
-"""The `feedsvc` command as a user runs it: check, build, bad settings, and a real `serve`."""
+"""The `feedsvc` command as a user runs it: check, build, config, bad settings, and a real `serve`."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from serving import http_get, serve, wait_until
 from feedsvc.app import create_app
 from feedsvc.cli import main
 from feedsvc.config import Settings
+from feedsvc.settingsdoc import markdown_table
 
 FEEDS = {f"{path}.{fmt}" for path in ("all", "category/latest", "category/news", "category/sport")
          for fmt in ("atom", "rss", "json")}
@@ -102,7 +105,7 @@ def test_build_twice_gives_identical_files_and_no_temp_files(
 
 # --- bad settings ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["check", "build", "serve"])
+@pytest.mark.parametrize("command", ["check", "build", "serve", "config"])
 def test_missing_content_folder_exits_2_naming_the_setting(
         command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "no-such-folder"
@@ -118,6 +121,7 @@ def test_missing_content_folder_exits_2_naming_the_setting(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.system  # python -m feedsvc in a subprocess
 def test_missing_content_folder_from_the_shell(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "feedsvc", "check", "--content", str(tmp_path / "no-such-folder")],
@@ -130,12 +134,13 @@ def test_missing_content_folder_from_the_shell(tmp_path: Path) -> None:
     assert "FEEDSVC_CONTENT_DIR" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["check", "config"])
 @pytest.mark.parametrize("bad", ["feeds.example.org", "ftp://feeds.example.org", "https://feeds.example.org/?x=1"])
 def test_bad_base_url_exits_2_naming_the_variable(
-        bad: str, newsroom: None, content_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        bad: str, command: str, newsroom: None, content_dir: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FEEDSVC_BASE_URL", bad)
-    code = run_cli("check", "--content", str(content_dir))
+    code = run_cli(command, "--content", str(content_dir))
     out, err = capsys.readouterr()
     assert code == 2
     assert out == ""
@@ -145,8 +150,88 @@ def test_bad_base_url_exits_2_naming_the_variable(
     assert "Traceback" not in err
 
 
+# --- config ----------------------------------------------------------------------------------
+
+TOKEN = "s3cr3t-t0ken-that-must-not-leak"
+
+
+@pytest.fixture
+def layered(content_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One setting from each source: a TOML file, the environment (over the file), and a secret."""
+    toml = tmp_path / "feedsvc.toml"
+    toml.write_text('max_items = 10\nsite_title = "From TOML"\nretired = ["tag/old"]\n', "utf-8")
+    monkeypatch.setenv("FEEDSVC_CONFIG", str(toml))
+    monkeypatch.setenv("FEEDSVC_MAX_ITEMS", "20")
+    monkeypatch.setenv("FEEDSVC_ADMIN_TOKEN", TOKEN)
+    return toml
+
+
+def test_config_prints_each_value_and_its_source_aligned(
+        layered: Path, content_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli("config", "--content", str(content_dir), "--base-url", BASE_URL + "/")
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    rows = {line.split()[0]: line for line in lines}
+    assert len(rows) == len(lines) == 28
+    assert rows["FEEDSVC_CONTENT_DIR"].split()[1:] == [str(content_dir), "flag", "--content"]
+    assert rows["FEEDSVC_BASE_URL"].split()[1:] == [BASE_URL, "flag", "--base-url"]  # as used: no trailing /
+    assert rows["FEEDSVC_MAX_ITEMS"].split()[1:] == ["20", "env", "FEEDSVC_MAX_ITEMS"]
+    assert rows["FEEDSVC_SITE_TITLE"].split(maxsplit=1)[1].split("  ")[0] == "From TOML"
+    assert rows["FEEDSVC_SITE_TITLE"].endswith(f"file {layered}")
+    assert rows["FEEDSVC_RETIRED"].split()[1:] == ["tag/old", "file", str(layered)]
+    assert rows["FEEDSVC_PORT"].split()[1:] == ["8000", "default"]
+    assert rows["FEEDSVC_ADMIN_TOKEN"].split()[1:] == ["(set)", "env", "FEEDSVC_ADMIN_TOKEN"]
+    assert TOKEN not in out
+    # aligned: every value starts in one column, and so does every source after a value of 40 characters or less
+    parts = [re.fullmatch(r"(\S+ +)(.*?) +((?:default|env|file|flag)\b.*)", line) for line in lines]
+    matched = [part for part in parts if part]
+    assert len(matched) == len(lines), lines
+    assert len({part.start(2) for part in matched}) == 1
+    assert len({part.start(3) for part in matched if len(part[2]) <= 40}) == 1
+
+
+def test_config_json_is_for_scripts(layered: Path, content_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli("config", "--json", "--content", str(content_dir))
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out)
+    assert report["max_items"] == {"variable": "FEEDSVC_MAX_ITEMS", "value": 20, "source": "env FEEDSVC_MAX_ITEMS"}
+    assert report["retired"] == {"variable": "FEEDSVC_RETIRED", "value": ["tag/old"], "source": f"file {layered}"}
+    assert report["content_dir"]["value"] == str(content_dir)
+    assert report["content_dir"]["source"] == "flag --content"
+    assert report["access_log"]["value"] is True and report["rebuild_interval"]["value"] == 60
+    assert report["redirects"]["value"] == {}
+    assert report["admin_token"]["value"] == "(set)"
+    assert TOKEN not in out
+
+
+def test_config_says_when_the_token_is_not_set(content_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli("config", "--json", "--content", str(content_dir)) == 0
+    assert json.loads(capsys.readouterr().out)["admin_token"] == {
+        "variable": "FEEDSVC_ADMIN_TOKEN", "value": "(not set)", "source": "default"}
+
+
+def test_config_markdown_prints_the_readme_table_whatever_the_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FEEDSVC_BASE_URL", "ftp://not-a-web-address")  # documentation needs no working settings
+    monkeypatch.chdir(tmp_path)  # nor a content folder
+    assert run_cli("config", "--markdown") == 0
+    out = capsys.readouterr().out
+    assert out == markdown_table()
+    assert out.startswith("| variable | default | meaning |\n")
+
+
+def test_config_json_and_markdown_do_not_mix(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_cli("config", "--json", "--markdown")
+    assert exited.value.code == 2
+    assert "not allowed" in capsys.readouterr().err
+
+
 # --- serve -----------------------------------------------------------------------------------
 
+@pytest.mark.system  # a real `feedsvc serve`
 def test_serve_answers_over_http_and_follows_the_folder(
         newsroom: None, write_post: WritePost, content_dir: Path, tmp_path: Path) -> None:
     with serve(content_dir, tmp_path, base_url=BASE_URL, FEEDSVC_DEBOUNCE="0.1", FEEDSVC_THREADS="2") as served:
@@ -174,6 +259,7 @@ def test_serve_answers_over_http_and_follows_the_folder(
 
         assert served.terminate() == 0, served.logs()
         assert "Traceback" not in served.stderr.read_text(), served.logs()
+
 
 def test_build_keeps_emptied_feeds_and_removes_retired_ones(write_post: WritePost, content_dir: Path,
                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

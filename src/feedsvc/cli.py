@@ -1,4 +1,8 @@
-"""The `feedsvc` command: serve, build, check, new."""
+"""The `feedsvc` command: serve, build, check, new, config.
+
+Commands import what they need when they run: a parse worker started with `spawn` re-imports
+the main script, and so this module, and needs none of the web, rendering or export code.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 from feedsvc import __version__
-from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.config import ConfigError, Settings, load_settings_with_sources
 from feedsvc.content import slug_for, to_utc
-from feedsvc.export import export_feeds
 from feedsvc.files import write_new
 from feedsvc.logs import configure_logging
-from feedsvc.publisher import Publisher
 from feedsvc.scan import is_post_file
 
 
@@ -26,12 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve feeds over HTTP, rebuilding on changes")
     build = commands.add_parser("build", help="write every feed to files")
     check = commands.add_parser("check", help="report every post that cannot be used")
-    for command in (serve, build, check):
+    config = commands.add_parser("config", help="print each setting's effective value and where it came from")
+    for command in (serve, build, check, config):
         command.add_argument("--content", dest="content_dir", metavar="DIR", help="content folder")
         command.add_argument("--base-url", metavar="URL", help="public URL of the service")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8000)")
     build.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    output = config.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="as a JSON object, for scripts")
+    output.add_argument("--markdown", action="store_true",
+                        help="print the README's table of settings (defaults and meanings) instead")
     new = commands.add_parser("new", help="write a new post skeleton into the content folder and print its path")
     new.add_argument("title", help="the post's title")
     new.add_argument("--category", dest="categories", action="append", required=True, metavar="NAME",
@@ -46,16 +53,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "config" and args.markdown:  # documentation: no settings needed, none can be wrong
+        from feedsvc.settingsdoc import markdown_table
+
+        print(markdown_table(), end="")
+        return 0
     flags = {k: v for k, v in vars(args).items() if k in ("content_dir", "base_url", "host", "port")}
     try:
-        settings = load_settings(**flags)
+        settings, sources = load_settings_with_sources(**flags)
         if not settings.content_dir.is_dir():
             raise ConfigError(f"FEEDSVC_CONTENT_DIR: content folder {str(settings.content_dir)!r} does not exist")
     except ConfigError as exc:
         print(f"feedsvc: {exc}", file=sys.stderr)
         return 2
+    if args.command == "config":
+        return _config(settings, sources, as_json=args.json)
     configure_logging(settings)
     return {"serve": _serve, "build": _build, "check": _check, "new": _new}[args.command](settings, args)
+
+
+def _config(settings: Settings, sources: dict[str, str], *, as_json: bool) -> int:
+    from feedsvc.settingsdoc import json_report, text_report
+
+    print((json_report if as_json else text_report)(settings, sources), end="")
+    return 0
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -72,6 +93,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _build(settings: Settings, args: argparse.Namespace) -> int:
+    from feedsvc.export import export_feeds
+    from feedsvc.publisher import Publisher
+
     publisher = Publisher(settings)
     snapshot = publisher.rebuild()
     try:
@@ -87,6 +111,8 @@ def _build(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from feedsvc.publisher import Publisher
+
     publisher = Publisher(settings)
     snapshot = publisher.rebuild()
     publisher.persist()

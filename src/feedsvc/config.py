@@ -1,7 +1,9 @@
 """Settings: read once from defaults, an optional TOML file, FEEDSVC_* variables and flags.
 
 This is the only module that reads `os.environ`. Later sources win: defaults < TOML file
-(`FEEDSVC_CONFIG`) < environment < command-line flags.
+(`FEEDSVC_CONFIG`) < environment < command-line flags. Each field's metadata (help, and how a
+string becomes its value) is the one description of a setting: the README's table and
+`feedsvc config` are made from it (feedsvc.settingsdoc).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ class ConfigError(ValueError):
     """A setting that cannot work; the message names the setting."""
 
 
-def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None, *, secret: bool = False) -> Any:
+def _setting(default: Any, help: str, parse: Callable[[str], Any] | None = None, *, secret: bool = False,
+             default_doc: str | None = None) -> Any:
     # repr=False keeps a secret out of logs and tracebacks that print the settings.
-    return field(default=default, metadata={"help": help, "parse": parse}, repr=not secret)
+    # default_doc: the default in words, where the value alone would mislead (it is worked out at start-up).
+    metadata = {"help": help, "parse": parse, "secret": secret, "default_doc": default_doc}
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 def _bool(value: str) -> bool:
@@ -54,72 +59,99 @@ def _pairs(value: str) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """Every knob in one place; the README's configuration table mirrors this class."""
+    """Every knob in one place; the README's configuration table is made from these fields.
+
+    Build it with `Settings.create()` (or `load_settings()`), which normalises values first;
+    constructing it directly only validates (a base URL ending in `/` is refused there).
+    """
 
     content_dir: Path = _setting(Path("content"), "Folder of posts, read recursively.", Path)
     base_url: str = _setting(
-        "http://127.0.0.1:8000", "Public URL of the service; every absolute URL in a feed starts with it.",
+        "http://127.0.0.1:8000", "Public URL of the service; every absolute URL in a feed starts with it "
+        "(a trailing `/` is dropped).",
     )
     host: str = _setting("127.0.0.1", "Address `serve` listens on.")
     port: int = _setting(8000, "Port `serve` listens on.", int)
-    max_items: int = _setting(50, "Entries per feed, newest first.", int)
+    max_items: int = _setting(
+        50, "Entries in a feed's subscription document, newest first; older ones are on the pages it links to.", int,
+    )
     rebuild_interval: float = _setting(
         60.0, "Seconds between full rescans (file events also trigger a rebuild).", float,
     )
     debounce: float = _setting(0.15, "Seconds to wait after a file event before rebuilding.", float)
     settle: float = _setting(
-        0.1, "A file modified less than this many seconds ago may be half-written: it is read a moment later.", float,
+        0.1, "A file modified less than this many seconds ago may be half-written: it is read a moment later, "
+        "and its last good version is served meanwhile.", float,
     )
-    timezone: str = _setting("UTC", "IANA zone for post dates written without an offset.")
-    site_title: str = _setting("feedsvc", "Feed and index page title.")
-    site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description.")
+    timezone: str = _setting(
+        "UTC", "IANA zone for post dates written without an offset, the `{year}`/`{month}`/`{day}` of "
+        "`FEEDSVC_POST_URL` and `feedsvc new`'s dates.",
+    )
+    site_title: str = _setting("feedsvc", "Title of the index page and the feeds (a channel's feed adds its name).")
+    site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description; also on the index page.")
     author: str = _setting("feedsvc", "Feed author (Atom requires one); posts may name their own.")
     language: str = _setting("en", "Feed language (RFC 5646 tag).")
     post_url: str = _setting(
-        "{base_url}/posts/{slug}", "Link pattern for posts: {base_url}, {slug}, {year}, {month}, {day}.",
+        "{base_url}/posts/{slug}", "Link pattern for posts: `{base_url}`, `{slug}`, `{year}`, `{month}`, `{day}`.",
     )
     tag_authority: str = _setting(
-        "", "Authority of derived `tag:` entry ids; default: the base URL's host. Set it once and never change it.",
+        "", "Authority of derived `tag:` entry ids. Set it once and never change it, so ids survive a move to a "
+        "new domain.", default_doc="host of the base URL",
     )
     extensions: tuple[str, ...] = _setting(
-        (".md", ".markdown", ".txt"), "Post file endings, comma-separated.", _split_list,
+        (".md", ".markdown", ".txt"), "Post file endings, comma-separated (a TOML list).", _split_list,
     )
-    max_post_bytes: int = _setting(
-        4 * 1024 * 1024, "Larger post files are reported and skipped.", int,
-    )
+    max_post_bytes: int = _setting(4 * 1024 * 1024, "Larger post files are reported and skipped.", int)
     threads: int = _setting(
         2, "Python threads answering requests; more only add lock contention "
-        "(the bytes move on granian's own threads).",
-        int,
+        "(granian moves the bytes on its own threads).", int,
     )
     cache_dir: str = _setting(
-        "", "Folder for the parse cache that makes restarts fast; `off` disables it. "
-        "Default: $XDG_CACHE_HOME/feedsvc or ~/.cache/feedsvc.",
+        "", "Folder of the cache (a pickle of parsed posts, rendered feeds and their stamps, one file per content "
+        "folder) that lets a restart re-read only changed files and keep every validator, and every feed that has "
+        "served entries; `off` disables it. Keep it outside the content folder; it is loaded only if no other user "
+        "can write it (see [The cache](#the-cache)). An empty or relative `XDG_CACHE_HOME` counts as unset "
+        "(XDG Base Directory spec); with neither it nor `HOME` there is no cache.",
+        default_doc="`$XDG_CACHE_HOME/feedsvc` or `~/.cache/feedsvc`",
     )
-    cache_max_age: int = _setting(300, "Cache-Control max-age of feeds, in seconds.", int)
-    max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts.", int)
-    log_format: str = _setting("text", "`text` or `json` (one JSON object per line).")
-    access_log: bool = _setting(True, "Log every request (one line each); `false` turns it off.", _bool)
+    cache_max_age: int = _setting(
+        300, "`Cache-Control: max-age` of feeds, the OPML list and redirects, in seconds.", int,
+    )
+    max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts (larger values are capped).", int)
+    log_format: str = _setting("text", "`text`, or `json` for one JSON object per line (ours and the server's).")
+    access_log: bool = _setting(
+        True, "One log line per request, on stdout; `false` turns it off, and one process then answers more "
+        "requests a second (see [Performance](#performance)).", _bool,
+    )
     leader_lock: str = _setting(
-        "", "A file on storage all replicas share; only the replica holding its lock sends WebSub notifications.",
+        "", "A file on storage every replica shares; only the replica holding its lock sends WebSub "
+        "notifications. Its folder must exist.",
     )
     websub_hubs: tuple[str, ...] = _setting(
         (), "WebSub hub URLs, comma-separated: advertised in every feed and told of every change.", _split_list,
     )
     redirects: tuple[tuple[str, str], ...] = _setting(
-        (), "Renamed feeds: `old=new` channel paths (`category/old=category/new`), comma-separated; "
-        "in TOML a `[redirects]` table. The old URLs answer 301 to the new ones.", _pairs,
+        (), "Renamed channels, `old=new` paths (`category/old=category/new`), comma-separated; in the TOML file a "
+        "`[redirects]` table. The old feeds answer `301` to the new ones, a chain of renames in one hop (see "
+        "[A subscribed URL never just disappears](#a-subscribed-url-never-just-disappears)).", _pairs,
     )
     retired: tuple[str, ...] = _setting(
-        (), "Channel paths (`tag/old`) whose feeds answer `410 Gone`, comma-separated.", _split_list,
+        (), "Retired channels (`tag/old`), comma-separated (a TOML list): their feeds answer `410 Gone`.", _split_list,
     )
     admin_token: str = _setting(
-        "", "Bearer token that shows /healthz's operator view (problem files, hub URLs); none: no one sees it.",
+        "", "Bearer token (16+ printable ASCII characters, no spaces) that shows `/healthz`'s operator view: "
+        "problem files and hub URLs. Without it nobody sees them over HTTP. Never printed with the settings.",
         secret=True,
     )
 
     def __post_init__(self) -> None:
         _check(self)
+
+    @classmethod
+    def create(cls, **values: Any) -> Settings:
+        """Settings from typed values, normalised first (as `load_settings()` does): the base URL
+        without a trailing `/`, renames in one hop, retired channels sorted once each."""
+        return cls(**_normalised(values))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -138,12 +170,26 @@ class Settings:
         return self.tag_authority or (urlsplit(self.base_url).hostname or "localhost")
 
 
+def _normalised(values: dict[str, Any]) -> dict[str, Any]:
+    """The one spelling of each value; whatever is wrong is left for _check() to report."""
+    values = dict(values)
+    if isinstance(base_url := values.get("base_url"), str):
+        values["base_url"] = base_url.rstrip("/")
+    if "redirects" in values:
+        moved = dict(values["redirects"])
+        values["redirects"] = tuple(sorted((old, _last_hop(old, moved)) for old in moved))
+    if "retired" in values:
+        values["retired"] = tuple(sorted(set(values["retired"])))
+    return values
+
+
 def _check(settings: Settings) -> None:
     url = urlsplit(settings.base_url)
     if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
         raise ConfigError(f"FEEDSVC_BASE_URL must be an http(s) URL, got {settings.base_url!r}")
-    if settings.base_url.endswith("/"):
-        object.__setattr__(settings, "base_url", settings.base_url.rstrip("/"))
+    if settings.base_url.endswith("/"):  # every URL would get a `//`
+        raise ConfigError(f"FEEDSVC_BASE_URL must not end with '/' (Settings.create() drops it), "
+                          f"got {settings.base_url!r}")
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -172,7 +218,7 @@ def _check(settings: Settings) -> None:
 
 
 def _check_channels(settings: Settings) -> None:
-    """Retired and renamed channels: well-formed paths, no loops; a chain of renames becomes one hop."""
+    """Retired and renamed channels: well-formed paths, none both renamed and retired, no loops."""
     retired = set(settings.retired)
     for path in settings.retired:
         if not is_channel_path(path):
@@ -185,20 +231,31 @@ def _check_channels(settings: Settings) -> None:
                 raise ConfigError(f"{entry}: {path!r} {_NOT_A_CHANNEL}")
         if clash := next((path for path in (old, new) if path in retired), None):
             raise ConfigError(f"{entry}: {clash!r} is also retired")
-    final = {old: _last_hop(old, moved) for old in moved}
-    object.__setattr__(settings, "redirects", tuple(sorted(final.items())))
-    object.__setattr__(settings, "retired", tuple(sorted(retired)))
+    for old in moved:
+        if _is_circle(hops := _hops(old, moved)):
+            raise ConfigError(f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {moved[old]!r}: the renames go round "
+                              f"in a circle ({' -> '.join(hops)})")
+
+
+def _hops(old: str, moved: Mapping[str, str]) -> list[str]:
+    """The renames from `old` on, ending at the first name met twice (a circle) or not renamed."""
+    hops = [old]
+    while (new := moved.get(hops[-1])) is not None:
+        hops.append(new)
+        if new in hops[:-1]:
+            break
+    return hops
+
+
+def _is_circle(hops: list[str]) -> bool:
+    return hops[-1] in hops[:-1]
 
 
 def _last_hop(old: str, moved: Mapping[str, str]) -> str:
-    """Where a rename ends up when the new name was renamed again: readers get one redirect, not a chain."""
-    hops = [old]
-    while (new := moved.get(hops[-1])) is not None:
-        if new in hops:
-            raise ConfigError(f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {moved[old]!r}: the renames go round "
-                              f"in a circle ({' -> '.join([*hops, new])})")
-        hops.append(new)
-    return hops[-1]
+    """Where a rename ends up when the new name was renamed again: readers get one redirect, not a chain.
+    A circle is left as it was written, for _check_channels() to report."""
+    hops = _hops(old, moved)
+    return moved[old] if _is_circle(hops) else hops[-1]
 
 
 _NOT_A_CHANNEL = ("is not a channel path: category/, tag/ or author/ and a slug of a-z, 0-9 and single "
@@ -268,26 +325,50 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def env_name(name: str) -> str:
+    """The environment variable of a setting: `max_items` -> `FEEDSVC_MAX_ITEMS`."""
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag that sets a setting (cli.py spells the content folder's `--content`)."""
+    return "--content" if name == "content_dir" else "--" + name.replace("_", "-")
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from TOML, then env, then `overrides` (flags; None means not given)."""
+    return load_settings_with_sources(env, **overrides)[0]
+
+
+def load_settings_with_sources(env: Mapping[str, str] | None = None,
+                               **overrides: Any) -> tuple[Settings, dict[str, str]]:
+    """load_settings(), and where each value came from, by field name: `default`, `file <path>`,
+    `env FEEDSVC_X` or `flag --x` (the source that won)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    sources = dict.fromkeys(FIELDS, "default")
     if config_path := env.get(ENV_PREFIX + "CONFIG"):
-        values.update(_from_toml(Path(config_path)))
-    values.update(_from_env(env))
-    if "cache_dir" not in values and (folder := _user_cache_folder(env)):
-        values["cache_dir"] = str(folder / "feedsvc")
+        from_file = _from_toml(Path(config_path))
+        values.update(from_file)
+        sources.update(dict.fromkeys(from_file, f"file {config_path}"))
+    from_env = _from_env(env)
+    values.update(from_env)
+    sources.update({name: f"env {env_name(name)}" for name in from_env})
+    if "cache_dir" not in values and (found := _user_cache_folder(env)):
+        values["cache_dir"], sources["cache_dir"] = str(found[0] / "feedsvc"), f"default (${found[1]})"
     for name, value in overrides.items():
         if value is not None:
-            values[name] = _coerce(name, value, f"--{name.replace('_', '-')}") if isinstance(value, str) else value
-    return Settings(**values)
+            values[name] = _coerce(name, value, flag_name(name)) if isinstance(value, str) else value
+            sources[name] = f"flag {flag_name(name)}"
+    return Settings.create(**values), sources
 
 
-def _user_cache_folder(env: Mapping[str, str]) -> Path | None:
-    """$XDG_CACHE_HOME, or ~/.cache: the XDG Base Directory spec treats an empty or relative value as unset."""
+def _user_cache_folder(env: Mapping[str, str]) -> tuple[Path, str] | None:
+    """$XDG_CACHE_HOME, or ~/.cache, and the variable it came from: the XDG Base Directory spec
+    treats an empty or relative value as unset."""
     if (xdg := env.get("XDG_CACHE_HOME", "")) and Path(xdg).is_absolute():
-        return Path(xdg)
-    return Path(home, ".cache") if (home := env.get("HOME")) else None
+        return Path(xdg), "XDG_CACHE_HOME"
+    return (Path(home, ".cache"), "HOME") if (home := env.get("HOME")) else None
 
 
 def to_env(settings: Settings) -> dict[str, str]:
@@ -297,14 +378,5 @@ def to_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if name == "redirects":
             value = tuple(f"{old}={new}" for old, new in value)
-        env[ENV_PREFIX + name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+        env[env_name(name)] = ",".join(value) if isinstance(value, tuple) else str(value)
     return env
-
-
-def setting_docs() -> list[tuple[str, str, str]]:
-    """(variable, default, help) rows, for the README table and `feedsvc config`."""
-    rows = []
-    for name, f in FIELDS.items():
-        default = ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
-        rows.append((ENV_PREFIX + name.upper(), default, f.metadata["help"]))
-    return rows
