@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from feedsvc.model import is_channel_path
+from feedsvc.renames import check_renames, one_hop
 
 ENV_PREFIX = "FEEDSVC_"
 
@@ -176,8 +176,7 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(base_url := values.get("base_url"), str):
         values["base_url"] = base_url.rstrip("/")
     if "redirects" in values:
-        moved = dict(values["redirects"])
-        values["redirects"] = tuple(sorted((old, _last_hop(old, moved)) for old in moved))
+        values["redirects"] = one_hop(values["redirects"])
     if "retired" in values:
         values["retired"] = tuple(sorted(set(values["retired"])))
     return values
@@ -214,52 +213,10 @@ def _check(settings: Settings) -> None:
     if token and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
         raise ConfigError("FEEDSVC_ADMIN_TOKEN must be at least 16 printable ASCII characters without spaces "
                           "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
-    _check_channels(settings)
-
-
-def _check_channels(settings: Settings) -> None:
-    """Retired and renamed channels: well-formed paths, none both renamed and retired, no loops."""
-    retired = set(settings.retired)
-    for path in settings.retired:
-        if not is_channel_path(path):
-            raise ConfigError(f"FEEDSVC_RETIRED (retired): {path!r} {_NOT_A_CHANNEL}")
-    moved = dict(settings.redirects)
-    for old, new in moved.items():
-        entry = f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {new!r}"
-        for path in (old, new):
-            if not (is_channel_path(path) or path == new == "all"):  # all posts may be a new home, never an old one
-                raise ConfigError(f"{entry}: {path!r} {_NOT_A_CHANNEL}")
-        if clash := next((path for path in (old, new) if path in retired), None):
-            raise ConfigError(f"{entry}: {clash!r} is also retired")
-    for old in moved:
-        if _is_circle(hops := _hops(old, moved)):
-            raise ConfigError(f"FEEDSVC_REDIRECTS ([redirects]): {old!r} = {moved[old]!r}: the renames go round "
-                              f"in a circle ({' -> '.join(hops)})")
-
-
-def _hops(old: str, moved: Mapping[str, str]) -> list[str]:
-    """The renames from `old` on, ending at the first name met twice (a circle) or not renamed."""
-    hops = [old]
-    while (new := moved.get(hops[-1])) is not None:
-        hops.append(new)
-        if new in hops[:-1]:
-            break
-    return hops
-
-
-def _is_circle(hops: list[str]) -> bool:
-    return hops[-1] in hops[:-1]
-
-
-def _last_hop(old: str, moved: Mapping[str, str]) -> str:
-    """Where a rename ends up when the new name was renamed again: readers get one redirect, not a chain.
-    A circle is left as it was written, for _check_channels() to report."""
-    hops = _hops(old, moved)
-    return moved[old] if _is_circle(hops) else hops[-1]
-
-
-_NOT_A_CHANNEL = ("is not a channel path: category/, tag/ or author/ and a slug of a-z, 0-9 and single "
-                  "hyphens, as in the feed's URL without /feeds/ and the extension")
+    try:
+        check_renames(settings.redirects, settings.retired)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
