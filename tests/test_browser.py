@@ -21,8 +21,9 @@ from conftest import front_matter_post
 from serving import http_get, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
-                                reason="chromium is not installed; .ci/run installs it (apt-get install chromium)")
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(CHROMIUM is None,
+                                 reason="chromium is not installed; .ci/run installs it (apt-get install chromium)")]
 
 PHONE = (412, 915)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import front_matter_post
 from lxml import etree
 
 from feedsvc.app import create_app, start_background
 from feedsvc.config import Settings
+
+pytestmark = pytest.mark.system
 
 SECONDS = 3.0
 PATHS = ["/feeds/all.atom", "/feeds/all.rss", "/feeds/all.json", "/feeds/category/news.atom",

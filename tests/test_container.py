@@ -86,12 +86,14 @@ def last(stage: list[tuple[str, str]], keyword: str) -> str | None:
 
 # --- hadolint --------------------------------------------------------------------------------
 
+@pytest.mark.system
 @needs_hadolint
 def test_dockerfile_is_hadolint_clean() -> None:
     findings = lint(DOCKERFILE)
     assert findings == [], "\n".join(f"{f['line']}: {f['code']} {f['level']}: {f['message']}" for f in findings)
 
 
+@pytest.mark.system
 @needs_hadolint
 def test_hadolint_does_report_problems(tmp_path: Path) -> None:
     """The clean result above means something: the same call finds the usual mistakes."""
@@ -229,6 +231,7 @@ def nginx_proxy(upstream_port: int, workdir: Path) -> Iterator[str]:
 PASSED_THROUGH = ("ETag", "Last-Modified", "Cache-Control", "Vary", "Content-Type", "Content-Encoding", "Link")
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs it)")
 def test_the_proxy_passes_feedsvc_answers_and_validators_through(
         write_post: WritePost, content_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,6 +127,7 @@ def test_build_on_a_full_disk_leaves_the_old_files(steady: Path, content_dir: Pa
     assert after == before  # every file old, none partial, no temp files left behind
 
 
+@pytest.mark.system
 def test_a_file_written_in_chunks_never_shows_truncated(content_dir: Path,
                                                        make_settings: Callable[..., Settings]) -> None:
     """A slow writer (chunks 20 ms apart) while the service rebuilds on every event."""

@@ -326,6 +326,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_9_of_build_leaves_no_parse_workers(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"

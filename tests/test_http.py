@@ -266,6 +266,8 @@ def test_etag_same_on_two_apps(newsroom: None, make_app: Callable[..., Flask]) -
     first = make_app(now=datetime.now(UTC)).test_client()  # clocks after the files' writes, as real ones are
     second = make_app(now=datetime(2030, 6, 1, tzinfo=UTC)).test_client()
     assert feed_etags(first) == feed_etags(second)
+    for path in FEED_PATHS:  # the same bytes, not only the same hash
+        assert first.get(path).data == second.get(path).data, path
 
 
 def test_etag_changes_with_the_content(newsroom: None, write_post: WritePost, client: FlaskClient) -> None:
@@ -301,7 +303,8 @@ def test_write_methods_are_not_allowed(newsroom: None, client: FlaskClient, meth
 @pytest.mark.parametrize("path", [
     "/nope", "/feeds", "/feeds/", "/feeds/all.xml", "/feeds/all.atom/", "/feeds/nope.rss", "/feeds/category/nope.json",
     "/feeds/tag/nope.atom", "/feeds/author/nobody.rss", "/posts/", "/posts/nope", "/feeds/all.", "/feeds/.atom",
-    "/feeds.opml/x", "/healthz/x", "/feeds/all.atom.gz",
+    "/feeds.opml/x", "/healthz/x", "/feeds/all.atom.gz", "/feeds/category/nope.atom", "/feeds/category/nope",
+    "/feeds/tag/news.atom", "/feeds/category/../all.atom", "/feeds/category/news.atom/x", "/feeds/category/news.",
 ])
 def test_unknown_paths_are_404(newsroom: None, client: FlaskClient, path: str) -> None:
     response = client.get(path)

@@ -22,6 +22,8 @@ import pytest
 from lab.clients import ADAPTERS, Client, Entry, expected_view, make_client, missing
 from lab.proxy import Exchange, RecordingProxy
 
+pytestmark = pytest.mark.system
+
 
 class ToyFeedServer:
     """Atom documents held in memory, one per path, with validators a cache can trust."""

@@ -18,6 +18,8 @@ pytest.importorskip("flask_websub.hub", reason="flask-websub is not installed")
 
 from lab.hub import Hub, Subscriber, post_form, run_hub
 
+pytestmark = pytest.mark.system
+
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><id>urn:lab:topic</id><title>Lab topic</title>
 <updated>2026-01-15T12:00:00Z</updated><entry><id>urn:lab:1</id><title>One</title>

@@ -18,6 +18,8 @@ pytest.importorskip("redbot.resource", reason="REDbot is not installed")
 
 from lab.redbot_lint import LintError, Note, lint, lint_report
 
+pytestmark = pytest.mark.system
+
 BODY = b'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">' + (
     b"<entry><title>An entry about caching</title></entry>" * 40) + b"</feed>\n"
 ETAG = '"' + hashlib.sha256(BODY).hexdigest()[:16] + '"'

@@ -56,7 +56,10 @@ class Live:
 
 @pytest.fixture
 def live(write_post: WritePost, make_settings: Callable[..., Settings], content_dir: Path) -> Iterator[Live]:
-    """The app with its background rebuilder running; one post is there from the start."""
+    """The app with its background rebuilder running; one post is there from the start.
+
+    Its tests are marked `system`: they wait on real file events and the real clock.
+    """
     write_post("standing.md", title="Standing post", date="2025-01-01", categories="[archive]")
     app = create_app(make_settings(rebuild_interval=3600, debounce=0.1, settle=0.2, admin_token=TOKEN))
     client = app.test_client()
@@ -73,6 +76,7 @@ def live(write_post: WritePost, make_settings: Callable[..., Settings], content_
         background.stop()
 
 
+@pytest.mark.system
 def test_new_post_shows_up_in_all_and_category_feeds(
         live: Live, write_post: WritePost, record_property: Callable[[str, object], None]) -> None:
     assert live.titles() == ["Standing post"]
@@ -92,6 +96,7 @@ def test_new_post_shows_up_in_all_and_category_feeds(
     assert live.titles("all.rss") == ["Bridge reopens", "Standing post"]
 
 
+@pytest.mark.system
 def test_editing_a_title_keeps_the_entry_id(live: Live, write_post: WritePost) -> None:
     fields = {"date": "2025-03-02T09:00:00Z", "categories": "[news]"}
     write_post("council.md", title="Council votes on budget", **fields)
@@ -107,6 +112,7 @@ def test_editing_a_title_keeps_the_entry_id(live: Live, write_post: WritePost) -
     assert live.ids_by_title("category/news.rss") == {"Council passes budget": original_id}
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("how", ["rename", ".final-name.md.swp", "final-name.md.tmp~"])
 def test_renamed_post_replaces_the_old_name(live: Live, write_post: WritePost, how: str) -> None:
     text = front_matter_post(title="Harbour story", date="2025-03-03T08:00:00Z", categories="[news]")
@@ -134,6 +140,7 @@ def test_renamed_post_replaces_the_old_name(live: Live, write_post: WritePost, h
     assert live.health()["problems"] == []
 
 
+@pytest.mark.system
 def test_deleted_post_leaves_the_feeds(live: Live, write_post: WritePost) -> None:
     path = write_post("retracted.md", title="Retracted story", date="2025-03-04T08:00:00Z", categories="[news]")
     wait_until(lambda: "Retracted story" in live.titles(), PICKUP_DEADLINE, "the post before deleting it")
@@ -145,6 +152,7 @@ def test_deleted_post_leaves_the_feeds(live: Live, write_post: WritePost) -> Non
     assert live.client.get("/posts/retracted").status_code == 404
 
 
+@pytest.mark.system
 def test_future_post_goes_live_by_itself(live: Live, write_post: WritePost) -> None:
     due = (datetime.now(UTC) + timedelta(seconds=3)).replace(microsecond=0)  # 2 to 3 s from now
     write_post("embargoed.md", title="Embargoed report", date=due.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -166,6 +174,7 @@ def test_future_post_goes_live_by_itself(live: Live, write_post: WritePost) -> N
     assert live.titles("category/news.atom") == ["Embargoed report"]
 
 
+@pytest.mark.system
 def test_broken_post_is_reported_and_fixing_it_publishes_it(live: Live, write_post: WritePost) -> None:
     write_post("sound.md", title="Sound post", date="2025-03-05T08:00:00Z", categories="[news]")
     wait_until(lambda: "Sound post" in live.titles(), PICKUP_DEADLINE, "the good post")
@@ -232,6 +241,7 @@ def test_a_nudge_during_a_rebuild_is_not_lost(how: str, monkeypatch: pytest.Monk
         schedule.shutdown()
 
 
+@pytest.mark.system
 def test_only_one_rebuilder_per_app(live: Live, write_post: WritePost) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         start_background(live.app)
@@ -247,11 +257,15 @@ def test_watch_ignores_files_that_are_not_posts(content_dir: Path, name: str, nu
     from feedsvc.watch import FolderWatch
 
     (content_dir / "notes").mkdir()
-    nudges = threading.Event()
-    watch = FolderWatch(content_dir, lambda paths: nudges.set(), extensions=(".md", ".txt"))
+    named: list[str] = []  # every path a nudge named
+    watch = FolderWatch(content_dir, named.extend, extensions=(".md", ".txt"))
     watch.start()
     try:
         (content_dir / name).write_text("x", "utf-8")
-        assert nudges.wait(timeout=1.0 if nudged else 0.5) is nudged
+        # A post written next: its nudge comes after any for `name` (watchdog keeps the events' order).
+        after = content_dir / "written-after.md"
+        after.write_text("x", "utf-8")
+        wait_until(lambda: str(after.resolve()) in named, 5.0, "the nudge for the post written after it")
+        assert (str((content_dir / name).resolve()) in named) is nudged, named
     finally:
         watch.stop()

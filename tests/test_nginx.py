@@ -102,6 +102,7 @@ def test_rebuild_removes_stale_gzip_variants_and_redates_only_what_changed(expor
     assert after["feeds/category/news.atom"] == first["feeds/category/news.atom"]
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs Debian's nginx)")
 def test_nginx_serves_the_export_as_feedsvc_serves_the_content(
         export: Path, content_dir: Path, tmp_path: Path) -> None:

@@ -128,6 +128,10 @@ def test_opml_is_revalidated_with_its_etag(newsroom: None, write_post: WritePost
     first = client.get("/feeds.opml")
     etag = first.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"') and len(etag) > 2
+    # By its ETag only: it sends no Last-Modified, so a date cannot make it 304 (a client would never see a new list).
+    assert "Last-Modified" not in first.headers
+    far_future = "Fri, 01 Jan 2100 00:00:00 GMT"
+    assert client.get("/feeds.opml", headers={"If-Modified-Since": far_future}).status_code == 200
 
     again = client.get("/feeds.opml", headers={"If-None-Match": etag})
     assert again.status_code == 304

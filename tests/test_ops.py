@@ -61,6 +61,7 @@ def test_json_log_lines() -> None:
     assert line["message"] == "problem in a.md: bad" and line["time"].endswith("+00:00")
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("access", ["true", "false"])
 def test_server_logs_json_lines_and_access_log_toggles(content_dir: Path, tmp_path: Path, access: str) -> None:
     (content_dir / "a.md").write_text(front_matter_post(title="A"), "utf-8")
@@ -110,6 +111,7 @@ def hub() -> Iterator[tuple[str, list[str]]]:
     server.shutdown()
 
 
+@pytest.mark.system
 def test_two_replicas_agree_and_announce_once(content_dir: Path, tmp_path: Path,
                                               hub: tuple[str, list[str]]) -> None:
     hub_url, received = hub
@@ -137,6 +139,7 @@ def test_two_replicas_agree_and_announce_once(content_dir: Path, tmp_path: Path,
         assert sorted(received) == sorted(expected), "each changed feed announced once, by one replica"
 
 
+@pytest.mark.system
 def test_port_in_use_is_a_one_line_error(content_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -148,6 +151,7 @@ def test_port_in_use_is_a_one_line_error(content_dir: Path) -> None:
     assert result.stderr.strip().splitlines() == [f"feedsvc: FEEDSVC_PORT: 127.0.0.1:{port} is in use"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("env", "named"), [({"FEEDSVC_COLOUR": "blue"}, "FEEDSVC_COLOUR"),
                                             ({"FEEDSVC_BASE_URL": "feeds.example.org"}, "FEEDSVC_BASE_URL"),
                                             ({"FEEDSVC_ACCESS_LOG": "maybe"}, "FEEDSVC_ACCESS_LOG"),
@@ -169,6 +173,7 @@ def test_settings_survive_the_trip_to_the_worker(tmp_path: Path) -> None:
     assert load_settings(env=to_env(settings)) == settings
 
 
+@pytest.mark.system
 def test_sigterm_stops_cleanly_and_keeps_the_cache(content_dir: Path, tmp_path: Path) -> None:
     """A real process, a real signal: exit 0 within seconds, the cache written whole, no temp files."""
     from feedsvc.parsecache import ParseCache

@@ -26,6 +26,8 @@ from lab.clients import ADAPTERS, Client, Entry, expected_view, make_client, mis
 from lab.proxy import RecordingProxy
 from serving import NGINX, run_nginx, serve, wait_until
 
+pytestmark = pytest.mark.system
+
 # Subscribed through the OPML list: these two, one per XML format (the list names the Atom URL of each feed).
 SUBSCRIBED = ("/feeds/all", "/feeds/category/news")
 FORMAT = {"/feeds/all": "atom", "/feeds/category/news": "rss"}

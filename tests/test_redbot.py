@@ -10,6 +10,8 @@ import pytest
 from lab.redbot_lint import lint_report
 from serving import serve
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip("redbot", reason="redbot is a test extra: pip install -e '.[test]'")
 

@@ -10,6 +10,8 @@ import pytest
 from conftest import front_matter_post
 from serving import Served, serve
 
+pytestmark = pytest.mark.system
+
 SECRET = "TOP-SECRET-OUTSIDE-THE-FOLDER"
 
 

@@ -482,6 +482,7 @@ def test_build_removes_renamed_and_retired_feeds_and_writes_nginx_rules(
         assert f"location = /feeds/tag/football.{fmt} {{ return 410; }}" in rules
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not VALIDATOR.exists(), reason="the W3C validator is not beside the project")
 def test_an_empty_feed_is_valid_for_the_w3c_validator(newsroom: None, content_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
@@ -510,6 +511,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
         connection.close()
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs Debian's nginx)")
 def test_nginx_serves_empty_renamed_and_retired_feeds_from_the_export(
         newsroom: None, content_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -626,6 +628,7 @@ def restart(stack: ExitStack, served: Served, content: Path, workdir: Path, *, b
 PUBLIC = "http://127.0.0.1"  # the base URL of both runs: a cache is for one base URL (it is in every feed)
 
 
+@pytest.mark.system
 def test_readers_keep_an_emptied_category_across_a_restart(desk: Path, tmp_path: Path) -> None:
     feed = "/feeds/category/sport.atom"
     with ExitStack() as stack:
@@ -651,6 +654,7 @@ def test_readers_keep_an_emptied_category_across_a_restart(desk: Path, tmp_path:
         readers.poll()
 
 
+@pytest.mark.system
 @pytest.mark.skipif(not NGINX, reason="nginx is not installed (.ci/run installs Debian's nginx)")
 def test_readers_keep_an_emptied_category_in_the_export(desk: Path, tmp_path: Path) -> None:
     from test_nginx import render_server_conf
@@ -678,6 +682,7 @@ def test_readers_keep_an_emptied_category_in_the_export(desk: Path, tmp_path: Pa
         readers.poll()
 
 
+@pytest.mark.system
 def test_feedparser_follows_a_rename_and_sees_a_retirement_after_a_restart(desk: Path, tmp_path: Path) -> None:
     with ExitStack() as stack:
         (tmp_path / "one").mkdir()
@@ -701,6 +706,7 @@ def test_feedparser_follows_a_rename_and_sees_a_retirement_after_a_restart(desk:
         assert (status, headers["location"]) == (301, f"{served.url}/feeds/category/sports")
 
 
+@pytest.mark.system
 def test_files_are_never_named_in_public_by_a_running_service(desk: Path, tmp_path: Path) -> None:
     write_whole(desk, "drafts/ceo-resigns-embargoed.md", "---\ntitle: CEO resigns\ndate: [soon\n---\n")
     with serve(desk, tmp_path, FEEDSVC_ADMIN_TOKEN=TOKEN) as served:

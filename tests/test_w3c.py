@@ -22,8 +22,9 @@ SHARED = ROOT.parent / "shared"
 VALIDATOR = SHARED / "tools" / "w3c-feedvalidator" / "w3c-validate"
 ATOM = "{http://www.w3.org/2005/Atom}"
 
-pytestmark = pytest.mark.skipif(not VALIDATOR.exists(), reason=f"the W3C validator is not beside the project "
-                                                               f"({VALIDATOR.relative_to(ROOT.parent)})")
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(not VALIDATOR.exists(), reason=f"the W3C validator is not beside the project "
+                                                                f"({VALIDATOR.relative_to(ROOT.parent)})")]
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def hubs() -> Iterator[Callable[..., Hub]]:
 
     def make(status: int = 204, headers: dict[str, str] | None = None) -> Hub:
         hub = Hub(status, headers)
-        thread = threading.Thread(target=hub.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(target=hub.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         thread.start()
         started.append((hub, thread))
         return hub
@@ -174,6 +174,7 @@ def connections_waiting(listener: socket.socket) -> list[socket.socket]:
 
 # --- a slow hub --------------------------------------------------------------------------------
 
+@pytest.mark.system
 def test_one_deadline_covers_the_whole_answer(trickler: Trickler) -> None:
     """urllib's timeout is per read: a byte every 0.1 s never trips a 1 s timeout. Here the attempt ends at 1 s."""
     started = time.monotonic()
@@ -183,6 +184,7 @@ def test_one_deadline_covers_the_whole_answer(trickler: Trickler) -> None:
     wait_until(lambda: trickler.spans, 2.0, "the trickler to see the client hang up")
 
 
+@pytest.mark.system
 def test_a_trickling_hub_holds_up_no_other_hub(
         trickler: Trickler, hubs: Callable[..., Hub], notifiers: Callable[..., WebSubNotifier]) -> None:
     healthy = hubs()
@@ -203,6 +205,7 @@ def test_a_trickling_hub_holds_up_no_other_hub(
     assert len(healthy.arrivals) == 1
 
 
+@pytest.mark.system
 def test_stop_is_bounded_while_hubs_hang(notifiers: Callable[..., WebSubNotifier]) -> None:
     """Three hubs that accept and never answer; stop() still returns within its own timeout, not one per hub."""
     with socket.create_server(("127.0.0.1", 0)) as a, socket.create_server(("127.0.0.1", 0)) as b, \
