@@ -116,7 +116,7 @@ def test_missing_content_folder_exits_2_naming_the_setting(
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert "FEEDSVC_CONTENT_DIR" in lines[0] and "no-such-folder" in lines[0]
+    assert "FEEDSVC_CONTENT_DIR" in lines[0] and "no-such-folder" in lines[0] and "does not exist" in lines[0]
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
 

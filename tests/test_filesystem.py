@@ -89,12 +89,6 @@ def test_symlinks(steady: Path, content_dir: Path, tmp_path: Path, make_app: Cal
     assert titles(app).count("Steady post") == 2  # the alias is a post of its own (its slug differs)
 
 
-def test_missing_folder_at_start_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--content", str(tmp_path / "nope")]) == 2
-    err = capsys.readouterr().err
-    assert "does not exist" in err and "Traceback" not in err
-
-
 def test_folder_that_disappears_keeps_the_last_good_feeds(steady: Path, content_dir: Path,
                                                          make_app: Callable[..., Flask]) -> None:
     app = make_app()
