@@ -32,6 +32,17 @@ def private_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
+@pytest.fixture(autouse=True)
+def logging_left_as_found() -> Iterator[None]:
+    """`main()` configures logging onto the test's captured stderr, which pytest closes afterwards."""
+    import logging
+
+    handlers = {name: list(logging.getLogger(name).handlers) for name in ("", "_granian", "granian.access")}
+    yield
+    for name, kept in handlers.items():
+        logging.getLogger(name).handlers[:] = kept
+
+
 @pytest.fixture
 def content_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "content"
