@@ -258,7 +258,7 @@ def test_a_redirect_is_reported_not_followed(
     assert len(hub.arrivals) == (1 if final else 2)
     assert notifier.outcomes.retried == (0 if final else 1)
     assert notifier.outcomes.by_hub == {
-        hub.url: f"{URL}: HTTP {status}: hub redirected to {elsewhere}; not followed"}
+        hub.url: f"{URL}: HTTP {status}: redirected to {elsewhere}; not followed"}
 
 
 def test_a_redirect_location_cannot_break_the_log_line(

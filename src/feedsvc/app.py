@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,8 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.fastpath import FastFeeds
 from feedsvc.leader import LeaderLock
 from feedsvc.metrics import Metrics
-from feedsvc.publisher import Clock, Publisher, utc_now
+from feedsvc.publisher import Clock, OnChange, Publisher, utc_now
+from feedsvc.purge import CachePurger
 from feedsvc.schedule import RebuildSchedule
 from feedsvc.watch import FolderWatch
 from feedsvc.websub import WebSubNotifier
@@ -34,7 +36,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["feedsvc"] = publisher
     metrics = app.extensions["feedsvc.metrics"] = Metrics(
-        lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"))
+        lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"),
+        purger=lambda: app.extensions.get("feedsvc.purge"))
     app.register_blueprint(web.blueprint)
     app.wsgi_app = FastFeeds(app.wsgi_app, publisher, metrics)  # type: ignore[method-assign]
     return app
@@ -48,13 +51,15 @@ class Background:
     schedule: RebuildSchedule
     watch: FolderWatch
     websub: WebSubNotifier | None = None
+    purger: CachePurger | None = None
 
     def stop(self) -> None:
         self.watch.stop()
         self.schedule.shutdown()
         self.publisher.persist()
-        if self.websub is not None:
-            self.websub.stop()
+        for sender in (self.websub, self.purger):
+            if sender is not None:
+                sender.stop()
 
 
 def start_background(app: Flask) -> Background:
@@ -69,13 +74,17 @@ def start_background(app: Flask) -> Background:
         schedule.when_quiet(publisher.persist, seconds=30.0, at_most=300.0, job_id="persist")
         return publisher.next_due
 
-    websub = None
+    websub = purger = None
     if settings.websub_hubs:
         websub = app.extensions["feedsvc.websub"] = WebSubNotifier(settings.websub_hubs)
         websub.start()
-        leader = LeaderLock(Path(settings.leader_lock) if settings.leader_lock else None)
-        notify = websub.notify
-        publisher.on_change = lambda urls: notify(urls) if leader.is_leader() else None
+    if settings.purge_urls:
+        purger = app.extensions["feedsvc.purge"] = CachePurger(
+            settings.purge_urls, base_url=settings.base_url, opml_etag=lambda: publisher.snapshot.opml_etag)
+        purger.start()
+    if tellers := [sender.notify for sender in (websub, purger) if sender is not None]:
+        publisher.on_change = _from_the_leader(LeaderLock(Path(settings.leader_lock) if settings.leader_lock else None),
+                                               tellers)
     schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()
@@ -85,6 +94,17 @@ def start_background(app: Flask) -> Background:
         logger.warning("file events unavailable (%s); changes show up at the rescan every %ss instead",
                        exc, settings.rebuild_interval)
     schedule.nudge(None)  # a full rescan: edits made since create_app(), and when future posts are due
-    app.extensions["feedsvc.background"] = background = Background(publisher, schedule, watch, websub)
+    app.extensions["feedsvc.background"] = background = Background(publisher, schedule, watch, websub, purger)
     logger.info("watching %s; full rescan every %ss", settings.content_dir, settings.rebuild_interval)
     return background
+
+
+def _from_the_leader(leader: LeaderLock, tellers: Sequence[OnChange]) -> OnChange:
+    """The publisher's one change callback: the WebSub hubs and the cache tier, told only by the leader replica."""
+
+    def tell(urls: list[str]) -> None:
+        if leader.is_leader():
+            for notify in tellers:
+                notify(urls)
+
+    return tell

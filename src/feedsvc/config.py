@@ -125,10 +125,16 @@ class Settings:
     )
     leader_lock: str = _setting(
         "", "A file on storage every replica shares; only the replica holding its lock sends WebSub "
-        "notifications. Its folder must exist.",
+        "notifications and cache purges. Its folder must exist.",
     )
     websub_hubs: tuple[str, ...] = _setting(
         (), "WebSub hub URLs, comma-separated: advertised in every feed and told of every change.", _split_list,
+    )
+    purge_urls: tuple[str, ...] = _setting(
+        (), "Cache tier endpoints (Varnish with `deploy/varnish.vcl`, e.g. `http://127.0.0.1:6081`), comma-separated: "
+        "after each rebuild they get a `BAN` for each changed channel's path and a `PURGE` for each changed page "
+        "(see [A cache tier in front: Varnish](#a-cache-tier-in-front-varnish)); sent only by the replica holding "
+        "`FEEDSVC_LEADER_LOCK`. Empty: none.", _split_list,
     )
     redirects: tuple[tuple[str, str], ...] = _setting(
         (), "Renamed channels, `old=new` paths (`category/old=category/new`), comma-separated; in the TOML file a "
@@ -201,6 +207,9 @@ def _check(settings: Settings) -> None:
     for hub in settings.websub_hubs:
         if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).hostname:
             raise ConfigError(f"FEEDSVC_WEBSUB_HUBS: {hub!r} is not an http(s) URL")
+    for endpoint in settings.purge_urls:
+        if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
+            raise ConfigError(f"FEEDSVC_PURGE_URLS: {endpoint!r} is not an http(s) URL")
     if settings.rebuild_interval <= 0 or settings.debounce < 0 or settings.settle < 0:
         raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0, FEEDSVC_DEBOUNCE and FEEDSVC_SETTLE >= 0")
     try:
@@ -227,7 +236,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     parse = FIELDS[name].metadata["parse"]
     if name == "redirects" and not isinstance(value, str):
         return _table(value, source)
-    if isinstance(value, list) and name in ("extensions", "websub_hubs", "retired"):
+    if isinstance(value, list) and name in ("extensions", "websub_hubs", "purge_urls", "retired"):
         if not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{source}: expected a list of strings, got {value!r}")
         value = ",".join(value)

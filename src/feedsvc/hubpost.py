@@ -1,4 +1,4 @@
-"""One POST to a WebSub hub, with one deadline for the whole answer; redirects are returned, never followed.
+"""One request to a hub or a cache, with one deadline for the whole answer; redirects are returned, never followed.
 
 urllib's timeout is per socket read, so a hub trickling a byte every few seconds held a sender
 for minutes; and it followed redirects to any host, even ftp://. Here every read is allowed only
@@ -24,13 +24,13 @@ from feedsvc import __version__
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": f"feedsvc/{__version__}",
-            "Connection": "close"}
+_HEADERS = {"User-Agent": f"feedsvc/{__version__}", "Connection": "close"}
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
-    """What the notifier reads of a hub's answer: the status line and two headers, never the body."""
+    """What a sender reads of an answer: the status line and two headers, never the body."""
 
     status: int
     retry_after: str | None = None
@@ -41,20 +41,28 @@ Post = Callable[[str, bytes, float], Answer]  # (hub, form, timeout for the whol
 
 
 def post_form(hub: str, body: bytes, timeout: float) -> Answer:
-    """POST the form and read the answer's head, all within `timeout` seconds; a redirect is returned, not followed."""
-    deadline = time.monotonic() + timeout
+    """POST the form to the hub's URL, as written, and read the answer's head within `timeout` seconds."""
     parts = urlsplit(hub)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return send(hub, "POST", target, body=body, timeout=timeout, headers=_FORM)
+
+
+def send(endpoint: str, method: str, target: str, *, body: bytes | None = None, timeout: float,
+         headers: dict[str, str] | None = None) -> Answer:
+    """`method target` to the endpoint's host (its own path is not used), reading the answer's head,
+    all within `timeout` seconds; a redirect is returned, never followed."""
+    deadline = time.monotonic() + timeout
+    parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {hub}")
+        raise ValueError(f"not an http(s) URL: {endpoint}")
     connection = (http.client.HTTPSConnection(parts.hostname, parts.port, context=_tls()) if parts.scheme == "https"
                   else http.client.HTTPConnection(parts.hostname, parts.port))  # it formats the request; we connect
     try:
         connection.sock = sock = _connect(parts, deadline)
         sock.settimeout(_remaining(deadline))  # sendall() keeps to it in total, not per send (Python 3.5+)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        connection.request("POST", target, body, headers=_HEADERS)
+        connection.request(method, target, body, headers={**_HEADERS, **(headers or {})})
         reader = _DeadlineReader(sock, deadline)  # HTTPResponse only asks its "socket" for makefile()
-        response = http.client.HTTPResponse(reader, method="POST")  # type: ignore[arg-type]
+        response = http.client.HTTPResponse(reader, method=method)  # type: ignore[arg-type]
         response.begin()
         return Answer(status=response.status, retry_after=response.getheader("Retry-After"),
                       location=response.getheader("Location"))

@@ -1,4 +1,4 @@
-"""Which of several replicas sends WebSub pings: the one holding an exclusive lock on a shared file.
+"""Which of several replicas tells hubs and caches of changes: the one holding an exclusive lock on a shared file.
 
 Every replica rebuilds and serves (their feeds are byte-identical); only the lock holder tells
 the hubs, so a change is announced once per deployment, not once per replica. If it stops,
@@ -31,7 +31,7 @@ class LeaderLock:
             os.close(fd)
             return False
         self._fd = fd
-        logger.info("this replica now sends WebSub notifications (holds %s)", self.path)
+        logger.info("this replica now sends WebSub notifications and cache purges (holds %s)", self.path)
         return True
 
     def release(self) -> None:

@@ -1,7 +1,7 @@
 """Prometheus metrics at /metrics: what an operator graphs and alerts on. The only user of prometheus_client.
 
 Request counts are kept where requests are answered (the fast path and Flask); everything
-about builds, posts and WebSub is read from the current snapshot and the notifier at scrape time.
+about builds, posts, WebSub and cache purges is read from the current snapshot and the notifier at scrape time.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Metrics:
     def __init__(self, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
-                 websub: Callable[[], Any | None]) -> None:
+                 websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter("feedsvc_http_requests", "HTTP requests answered, by route and status.",
                                  ["route", "status"], registry=self.registry)
@@ -29,7 +29,7 @@ class Metrics:
                               ["route"], registry=self.registry)
         self._children: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
-        self.registry.register(_SnapshotCollector(self, snapshot, builds, websub))
+        self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger))
 
     def observe(self, route: str, status: int, sent: int) -> None:
         """Count one answered request from any thread; cheap enough for the fast path (children are cached).
@@ -61,8 +61,9 @@ class Metrics:
 
 class _SnapshotCollector:
     def __init__(self, metrics: Metrics, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
-                 websub: Callable[[], Any | None]) -> None:
+                 websub: Callable[[], Any | None], purger: Callable[[], Any | None]) -> None:
         self._metrics, self._snapshot, self._builds, self._websub = metrics, snapshot, builds, websub
+        self._purger = purger
 
     def collect(self) -> Iterator[Any]:
         snapshot = self._snapshot()
@@ -79,10 +80,17 @@ class _SnapshotCollector:
                                 value=snapshot.feed_count)
         yield GaugeMetricFamily("feedsvc_http_not_modified_ratio", "Share of feed requests answered 304.",
                                 value=self._metrics.not_modified_ratio())
-        notifier = self._websub()
-        if notifier is not None:
-            outcomes = CounterMetricFamily("feedsvc_websub_notifications", "WebSub publish requests, by outcome.",
-                                           labels=["outcome"])
-            for outcome in ("sent", "retried", "failed"):
-                outcomes.add_metric([outcome], getattr(notifier.outcomes, outcome))
-            yield outcomes
+        if (notifier := self._websub()) is not None:
+            yield _outcomes("feedsvc_websub_notifications", "WebSub publish requests, by outcome.", notifier)
+        if (purger := self._purger()) is not None:
+            yield _outcomes("feedsvc_cache_purges", "PURGE and BAN requests to the cache tier, by outcome.", purger)
+            yield GaugeMetricFamily("feedsvc_cache_purges_pending", "PURGE and BAN requests waiting to be sent.",
+                                    value=purger.pending)
+
+
+def _outcomes(name: str, documentation: str, sender: Any) -> CounterMetricFamily:
+    """A sender's attempts (websub.Outcomes) by outcome: sent, retried, failed."""
+    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    for outcome in ("sent", "retried", "failed"):
+        family.add_metric([outcome], getattr(sender.outcomes, outcome))
+    return family

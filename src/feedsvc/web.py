@@ -26,7 +26,7 @@ from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_info, moved_url, opml_url
 
 if TYPE_CHECKING:
-    from feedsvc.websub import WebSubNotifier
+    from feedsvc.sender import Sender
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("feeds", __name__)
@@ -175,7 +175,9 @@ def healthz() -> tuple[Response, int]:
     if operator:
         body["problems"] = [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems]
     if (notifier := current_app.extensions.get("feedsvc.websub")) is not None:
-        body["websub"] = _websub_health(notifier, operator=operator)
+        body["websub"] = _sender_health("hubs", notifier, operator=operator)
+    if (purger := current_app.extensions.get("feedsvc.purge")) is not None:
+        body["cache_purge"] = _sender_health("endpoints", purger, operator=operator)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"  # a probe must see now, never a cached answer
     return response, 503 if snapshot.status == "starting" else 200
@@ -197,16 +199,17 @@ def _is_operator() -> bool | None:
     return None
 
 
-def _websub_health(notifier: WebSubNotifier, *, operator: bool) -> dict[str, Any]:
-    """Each hub's state counted for anyone; by hub URL, with the last error (which may name hosts), for the operator."""
-    outcomes = notifier.outcomes
-    states = {**dict.fromkeys(notifier.hubs, "idle"), **outcomes.by_hub}
+def _sender_health(noun: str, sender: Sender, *, operator: bool) -> dict[str, Any]:
+    """Hubs or cache endpoints: counted for anyone; by URL, with the last error (which may name hosts),
+    for the operator."""
+    outcomes = sender.outcomes
+    states = {**dict.fromkeys(sender.endpoints, "idle"), **outcomes.by_hub}
     ok, idle = sum(s == "ok" for s in states.values()), sum(s == "idle" for s in states.values())
-    health: dict[str, Any] = {"hubs_ok": ok, "hubs_failing": len(states) - ok - idle, "hubs_idle": idle,
+    health: dict[str, Any] = {f"{noun}_ok": ok, f"{noun}_failing": len(states) - ok - idle, f"{noun}_idle": idle,
                               "sent": outcomes.sent, "retried": outcomes.retried, "failed": outcomes.failed,
-                              "pending": notifier.pending}
+                              "pending": sender.pending}
     if operator:
-        health |= {"hubs": states, "last_error": outcomes.last_error}
+        health |= {noun: states, "last_error": outcomes.last_error}
     return health
 
 
