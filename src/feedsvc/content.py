@@ -28,6 +28,10 @@ _DASHED_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})(?:-(\d{2}))?
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!-~\u00a0-\U0010ffff]+")  # no spaces or controls
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
+# Text that python-slugify turns into itself, but for `_` -> `-` (file names such as 000123_8e8ec7cb684a81b7):
+# most posts' slugs come from their file names, and slugify takes several microseconds each.
+_PLAIN_SLUG = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
+_PLAIN_WEB_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?:[/?#][!-~]*)?")  # what `_is_web_url` says yes to, sooner
 MAX_TERMS = 100  # categories or tags per post; each makes feeds, so a runaway list is a mistake
 MAX_MESSAGE = 240  # characters of a problem message: it is logged, shown by /healthz and `feedsvc check`
 
@@ -128,6 +132,8 @@ def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revisi
 
 @functools.lru_cache(maxsize=65536)  # category and tag names recur across thousands of posts
 def _slug(text: str) -> str:
+    if _PLAIN_SLUG.fullmatch(text):
+        return text.replace("_", "-")
     return str(slugify(text))
 
 
@@ -224,6 +230,8 @@ def _image(meta: Mapping[str, Any], settings: Settings) -> str | None:
 
 
 def _is_web_url(url: str) -> bool:
+    if _PLAIN_WEB_URL.fullmatch(url):
+        return True
     if _SPACE_OR_CONTROL.search(url):
         return False
     try:
@@ -243,12 +251,13 @@ def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
 def post_url(slug: str, published: datetime, settings: Settings) -> str:
     local = published.astimezone(settings.zone)
     return settings.post_url.format(base_url=settings.base_url, slug=slug,
-                                    year=f"{local.year:04d}", month=f"{local:%m}", day=f"{local:%d}")
+                                    year=f"{local.year:04d}", month=f"{local.month:02d}", day=f"{local.day:02d}")
 
 
 def derived_id(slug: str, published: datetime, settings: Settings) -> str:
     """An RFC 4151 tag URI from site, date and slug: editing the title or body never changes it."""
-    return f"tag:{settings.id_authority},{published.year:04d}-{published:%m-%d}:{slug}"  # 4 digits before 1000 too
+    day = f"{published.year:04d}-{published.month:02d}-{published.day:02d}"  # 4 digits before 1000 too
+    return f"tag:{settings.id_authority},{day}:{slug}"
 
 
 def _entry_id(meta: Mapping[str, Any], slug: str, published: datetime, settings: Settings) -> str:

@@ -14,6 +14,11 @@ their files and get rules in `nginx-redirects.conf`, which deploy/nginx.conf inc
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -30,6 +35,8 @@ NGINX_RULES = "nginx-redirects.conf"
 
 
 _TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed build
+_BATCH = 256  # files written before they are flushed to disk together (each holds a descriptor open until then)
+
 
 def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     """Every feed's subscription document at its path under /feeds/, and feeds.opml, each with a
@@ -52,15 +59,69 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
             floors[path] = max(written_at, floors.get(path, written_at))
     if floors:  # other bytes, dated no later than the file an earlier run (whose stamps are lost) wrote
         publisher.date_after(floors)
-    for doc in changed:
-        feed, target = _feed(publisher, *doc), _target(out, *doc)
-        mtime = feed.last_modified.timestamp()
-        write_atomically(_gz(target), feed.gzip_body, mtime=mtime)
-        write_atomically(target, feed.body, mtime=mtime)
+    with _batch() as write:
+        for doc in changed:
+            feed, target = _feed(publisher, *doc), _target(out, *doc)
+            mtime = feed.last_modified.timestamp()
+            write(_gz(target), feed.gzip_body, mtime)  # renamed in this order: the `.gz` first, as before
+            write(target, feed.body, mtime)
     written = [_target(out, *doc) for doc in documents]
     _remove_stale(out / "feeds", keep=set(written))
     _write_if_changed(out / NGINX_RULES, nginx_rules(publisher.settings))
     return [*written, _write_opml(publisher.snapshot.opml, out / "feeds.opml")]
+
+
+Write = Callable[[Path, bytes, float], None]
+
+
+@contextlib.contextmanager
+def _batch() -> Iterator[Write]:
+    """Files written as `files.write_atomically` writes them (beside the target, on disk, then renamed over it:
+    old or new, never a part), but flushed to disk together, up to `_BATCH` at a time, before any is renamed.
+
+    One fsync per file is one journal commit per file: ~0.1 s for the 126 files of a build. One syncfs of the
+    folder's file system commits them all at once; the fsync of each file then finds nothing left to do (and
+    is still what tells of a full disk). In order: a file is renamed only after every file before it.
+    """
+    pending: list[tuple[int, str, Path]] = []
+
+    def write(target: Path, data: bytes, mtime: float) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")  # files' names
+        pending.append((fd, tmp, target))
+        with memoryview(data) as view:
+            while view:
+                view = view[os.write(fd, view):]
+        os.chmod(tmp, 0o644)
+        os.utime(tmp, (mtime, mtime))
+        if len(pending) >= _BATCH:
+            _flush(pending)
+
+    try:
+        yield write
+        _flush(pending)
+    finally:
+        for fd, tmp, _ in pending:  # only after an error: what was not renamed goes
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _flush(pending: list[tuple[int, str, Path]]) -> None:
+    if pending:
+        _syncfs(pending[0][0])
+    for fd, _, _ in pending:
+        os.fsync(fd)
+    while pending:  # what is renamed leaves the list: after an error, the rest is removed (see _batch)
+        fd, tmp, target = pending[0]
+        os.replace(tmp, target)
+        del pending[0]
+        os.close(fd)
+
+
+def _syncfs(fd: int) -> None:
+    """Commit every file on fd's file system to disk at once (Linux); elsewhere each file's fsync does it."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None, use_errno=True).syncfs(fd)
 
 
 def _written_channels(folder: Path) -> dict[str, datetime]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 from feedsvc.config import Settings
 from feedsvc.content import load_post
@@ -258,11 +259,11 @@ def load_file(source: str, path: str, signature: Signature, settings: Settings) 
     if signature[1] > limit:
         return _too_large(source, limit)
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb", buffering=0) as f:  # unbuffered: the buffer's object and copy were ~5% of a parse
             # read(limit) would allocate `limit` bytes for every file; the stat says how much there is
-            data = f.read(signature[1] + 1)
+            data = _read_up_to(f, signature[1] + 1)
             if len(data) > signature[1]:  # grew since the stat
-                data += f.read(limit + 1 - len(data))
+                data += _read_up_to(f, limit + 1 - len(data))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -271,6 +272,15 @@ def load_file(source: str, path: str, signature: Signature, settings: Settings) 
         return _too_large(source, limit)
     return load_post(source, data, settings, revision=revision_of(signature),
                      modified=_changed_at(signature[0], signature[3]))
+
+
+def _read_up_to(f: BinaryIO, size: int) -> bytes:
+    """`size` bytes, or fewer at the end of the file: a buffered file's read(size), from an unbuffered one."""
+    chunks = []
+    while size > 0 and (chunk := f.read(size)):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def revision_of(signature: Signature) -> str:
@@ -323,13 +333,23 @@ def load_files(files: list[tuple[str, str, Signature]], settings: Settings) -> l
     cores = os.cpu_count() or 1
     if len(files) < PARALLEL_FROM or cores < 2:
         return _load_chunk(files, settings)
-    # fork is cheap and safe while this is the only thread; otherwise start clean interpreters
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    size = max(500, len(files) // (cores * 4))
+    # fork is cheap and safe while this is the only thread; otherwise start clean interpreters.
+    # The only thread has nothing else to do, so it parses too, on the core of the worker it did not start:
+    # each chunk it takes is one not pickled twice.
+    helping = threading.active_count() == 1
+    size = max(250, len(files) // (cores * 32))  # small: whoever finishes first waits at most one chunk
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
-    with ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context(method),
+    with ProcessPoolExecutor(max_workers=cores - helping,
+                             mp_context=multiprocessing.get_context("fork" if helping else "spawn"),
                              initializer=_die_with, initargs=(os.getpid(),)) as pool:
-        return [result for part in pool.map(_load_chunk, chunks, [settings] * len(chunks)) for result in part]
+        futures = [pool.submit(_load_chunk, chunk, settings) for chunk in chunks]
+        done: dict[int, list[Post | Problem | None]] = {}
+        for index in reversed(range(len(chunks)) if helping else ()):
+            if not futures[index].cancel():  # the workers have reached it (and all before it)
+                break
+            done[index] = _load_chunk(chunks[index], settings)
+        return [result for index, future in enumerate(futures)
+                for result in (done[index] if index in done else future.result())]
 
 
 def _die_with(parent: int) -> None:
