@@ -1,18 +1,21 @@
 """The hot path: prebuilt feed documents served straight from the snapshot, before Flask sees the request.
 
-Aggregators poll the same few URLs all day; handing them prepared bytes without routing,
-request objects or middleware is what lets one process answer thousands of polls a second.
-Anything else (pages, queries, other methods, HTML) goes on to the Flask app unchanged.
+Aggregators poll the same few URLs all day; handing them prepared bytes and prepared headers
+without routing, request objects or middleware is what lets one process answer thousands of
+polls a second. Anything else (pages, queries, other methods, HTML) goes on to the Flask app
+unchanged. With an access log, every request (fast or not) gets its line here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from time import perf_counter
 from typing import Any
 
-from feedsvc.httpcache import Headers, feed_response
+from feedsvc.httpcache import Headers, PreparedFeed, feed_response
+from feedsvc.logs import AccessLog
 from feedsvc.metrics import Metrics
-from feedsvc.model import RenderedFeed
+from feedsvc.model import RenderedFeed, Snapshot
 from feedsvc.publisher import Publisher
 from feedsvc.urls import link_header
 
@@ -39,16 +42,59 @@ class FastFeeds:
         self.app = app
         self.publisher = publisher
         self.metrics = metrics
+        self.access_log: AccessLog | None = None  # set by `serve` when the access log is on
+        # The prepared headers of each feed served from the current snapshot (dropped with it).
+        self._prepared: tuple[Snapshot | None, dict[str, PreparedFeed]] = (None, {})
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
         path: str = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
-        if not path.startswith("/feeds/") or environ.get("QUERY_STRING") or method not in ("GET", "HEAD"):
+        if path.startswith("/feeds/") and not environ.get("QUERY_STRING") and method in ("GET", "HEAD"):
+            prepared = self._prepared_feed(path[7:])
+            if prepared is not None:
+                status, headers, body = prepared.respond(
+                    accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+                    if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+                    if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+                    head=method == "HEAD",
+                )
+                start_response(_REASONS[status], headers)
+                self.metrics.observe("feed", status, len(body))
+                if self.access_log is not None:
+                    self.access_log.request(environ, status, started)
+                return [body]
+        if self.access_log is None:
             return self.app(environ, start_response)
-        feed = self.publisher.snapshot.feeds.get(path[7:])
+        return self._logged(environ, start_response, started, self.access_log)
+
+    def _prepared_feed(self, name: str) -> PreparedFeed | None:
+        snapshot = self.publisher.snapshot
+        feed = snapshot.feeds.get(name)
         if feed is None:
-            return self.app(environ, start_response)
-        status, headers, body = answer(self.publisher, feed, environ)
-        start_response(_REASONS[status], headers)
-        self.metrics.observe("feed", status, len(body))
-        return [body]
+            return None
+        held, prepared = self._prepared
+        if held is not snapshot:
+            prepared = {}
+            self._prepared = (snapshot, prepared)
+        found = prepared.get(name)
+        if found is None or found.feed is not feed:
+            settings = self.publisher.settings
+            found = prepared[name] = PreparedFeed(feed, max_age=settings.cache_max_age,
+                                                  links=link_header(settings, feed.channel, feed.format))
+        return found
+
+    def _logged(self, environ: dict[str, Any], start_response: StartResponse, started: float,
+                access_log: AccessLog) -> Iterable[bytes]:
+        """The Flask app's answer, and its access log line (500 if it raised before answering)."""
+        status = 500
+
+        def capture(line: str, headers: Headers, exc_info: Any = None) -> Any:
+            nonlocal status
+            status = int(line[:3])
+            return start_response(line, headers, exc_info)
+
+        try:
+            return self.app(environ, capture)
+        finally:
+            access_log.request(environ, status, started)

@@ -1,7 +1,7 @@
 """Feed responses as RFC 9110/9111 want them: the encoding chosen, validators set, 304 when fresh.
 
 Pure: request header values in, (status, headers, body) out, so the Flask view and the fast
-WSGI path give the same answer.
+WSGI path give the same answer. A feed's headers are made once per feed (`PreparedFeed`), not per poll.
 """
 
 from __future__ import annotations
@@ -36,24 +36,55 @@ def is_not_modified(etag: str, last_modified: datetime, *, if_none_match: str | 
     return since is not None and last_modified.replace(microsecond=0) <= since.astimezone(UTC)
 
 
+class Representation:
+    """One encoding of a feed: its body, its ETag and the header lists of a 304 and of a 200, made once."""
+
+    __slots__ = ("body", "etag", "not_modified", "ok")
+
+    def __init__(self, feed: RenderedFeed, *, gzipped: bool, max_age: int, links: str | None) -> None:
+        self.body, self.etag = (feed.gzip_body, feed.gzip_etag) if gzipped else (feed.body, feed.etag)
+        self.not_modified: Headers = [
+            ("ETag", self.etag),
+            ("Last-Modified", http_date(feed.last_modified)),
+            ("Cache-Control", f"max-age={max_age}"),  # `public` adds nothing without Authorization (RFC 9111 3.5)
+            ("Vary", "Accept-Encoding"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        if links:
+            self.not_modified.append(("Link", links))
+        self.ok: Headers = [*self.not_modified, ("Content-Type", f"{feed.format.media_type}; charset=utf-8"),
+                            ("Content-Length", str(len(self.body)))]
+        if gzipped:
+            self.ok.append(("Content-Encoding", "gzip"))
+
+
+class PreparedFeed:
+    """A feed with both representations' headers made once, so a poll only picks one (the fast path keeps
+    one per served feed for as long as the snapshot holds that feed)."""
+
+    __slots__ = ("feed", "gzip", "identity", "last_modified")
+
+    def __init__(self, feed: RenderedFeed, *, max_age: int, links: str | None = None) -> None:
+        self.feed, self.last_modified = feed, feed.last_modified
+        self.identity = Representation(feed, gzipped=False, max_age=max_age, links=links)
+        self.gzip = Representation(feed, gzipped=True, max_age=max_age, links=links)
+
+    def respond(self, *, accept_encoding: str | None, if_none_match: str | None, if_modified_since: str | None,
+                head: bool = False) -> tuple[int, Headers, bytes]:
+        """The gzip or identity body (each with its own ETag), or 304 with the same validators and no body.
+
+        The header lists are shared between requests: callers must not change them."""
+        chosen = self.gzip if accepts_gzip(accept_encoding) else self.identity
+        if if_none_match == chosen.etag or ((if_none_match or if_modified_since) and is_not_modified(
+                chosen.etag, self.last_modified, if_none_match=if_none_match, if_modified_since=if_modified_since)):
+            return 304, chosen.not_modified, b""
+        return 200, chosen.ok, b"" if head else chosen.body
+
+
 def feed_response(feed: RenderedFeed, *, accept_encoding: str | None, if_none_match: str | None,
                   if_modified_since: str | None, max_age: int, links: str | None = None,
                   head: bool = False) -> tuple[int, Headers, bytes]:
-    """The gzip or identity body (each with its own ETag), or 304 with the same validators and no body."""
-    gzipped = accepts_gzip(accept_encoding)
-    body, etag = (feed.gzip_body, feed.gzip_etag) if gzipped else (feed.body, feed.etag)
-    headers: Headers = [
-        ("ETag", etag),
-        ("Last-Modified", http_date(feed.last_modified)),
-        ("Cache-Control", f"max-age={max_age}"),  # `public` adds nothing without Authorization (RFC 9111 3.5)
-        ("Vary", "Accept-Encoding"),
-        ("X-Content-Type-Options", "nosniff"),
-    ]
-    if links:
-        headers.append(("Link", links))
-    if is_not_modified(etag, feed.last_modified, if_none_match=if_none_match, if_modified_since=if_modified_since):
-        return 304, headers, b""
-    headers += [("Content-Type", f"{feed.format.media_type}; charset=utf-8"), ("Content-Length", str(len(body)))]
-    if gzipped:
-        headers.append(("Content-Encoding", "gzip"))
-    return 200, headers, b"" if head else body
+    """What `PreparedFeed.respond` answers, for a feed served once (pages made on request)."""
+    status, headers, body = PreparedFeed(feed, max_age=max_age, links=links).respond(
+        accept_encoding=accept_encoding, if_none_match=if_none_match, if_modified_since=if_modified_since, head=head)
+    return status, list(headers), body

@@ -3,6 +3,14 @@
 granian parses HTTP and moves bytes on Rust threads, so one Python process (one rebuilder,
 one snapshot in memory) keeps both cores busy; the Python side of a feed poll is the
 fast path's dictionary lookup. More worker processes would each need their own rebuilder.
+
+Measured with bench/vs_nginx.py on 2 cores (granian 2.8): the access log is written by the
+worker (logs.AccessLog), not by granian's, which calls `logging` for every request and so took
+two thirds of a 304's time. WSGI stays: a bare RSGI handler cost more CPU per 304 than a bare
+WSGI one (21-27 against 13-15 us with asyncio or granian's Rust tasks, which are experimental and
+absent on Python 3.12+), and RSGI would need the Flask app run in an executor for every other
+request. Two Rust runtime threads did at least as well as one, and the multi-threaded runtime
+better than the single-threaded; 1 or 2 Python threads (FEEDSVC_THREADS) alike, 4 worse.
 """
 
 from __future__ import annotations
@@ -17,18 +25,28 @@ from granian import Granian
 from granian.constants import Interfaces
 
 from feedsvc.config import ConfigError, Settings, load_settings, to_env
-from feedsvc.logs import logging_config
+from feedsvc.logs import AccessLog, logging_config
 
 
 def worker_app() -> Any:
     """The factory granian calls inside its worker: build once, start the rebuilder, serve."""
     from feedsvc.app import create_app, start_background
+    from feedsvc.fastpath import FastFeeds
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    app = create_app(settings)
     background = start_background(app)
     # granian's worker is a multiprocessing child, which skips atexit; its exit finalizers do run.
     # Stopping there writes the cache, so a restart after SIGTERM is as cheap as after a quiet spell.
     multiprocessing.util.Finalize(None, background.stop, exitpriority=10)
+    if settings.access_log:
+        # Written by the fast path rather than granian's access log, whose `logging` call per
+        # request cost two thirds of a 304 (see AccessLog); same lines, same stream.
+        if not isinstance(app.wsgi_app, FastFeeds):
+            raise RuntimeError("the access log is written by FastFeeds, which create_app() no longer installs")
+        access_log = app.wsgi_app.access_log = AccessLog(json_lines=settings.log_format == "json")
+        access_log.start()
+        multiprocessing.util.Finalize(None, access_log.close, exitpriority=5)  # after the rebuilder's stop
     return app
 
 
@@ -56,7 +74,7 @@ def serve(settings: Settings) -> None:
         workers=1,
         runtime_threads=2,
         blocking_threads=settings.threads,
-        log_access=settings.access_log,
+        log_access=False,  # the worker writes the access log itself (see worker_app)
         log_dictconfig=logging_config(settings),
         workers_kill_timeout=10,
     ).serve()
