@@ -42,10 +42,13 @@ def render_feed(info: FeedInfo, page: Page, fmt: FeedFormat, *, bodies: Bodies, 
 
 
 def render_feeds(jobs: Sequence[Job], *, bodies: Bodies) -> list[RenderedFeed]:
-    """Many feeds: serialised in turn, then compressed on every core (zlib lets go of the GIL)."""
-    serialised = [_serialise(info, page, fmt, updated, bodies) for info, page, fmt, updated in jobs]
+    """Many feeds: each compressed on another core (zlib lets go of the GIL) while the next is serialised."""
+    serialised, zipping = [], []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        zipped = list(pool.map(gzip_bytes, serialised))
+        for info, page, fmt, updated in jobs:
+            serialised.append(body := _serialise(info, page, fmt, updated, bodies))
+            zipping.append(pool.submit(gzip_bytes, body))
+        zipped = [future.result() for future in zipping]
     return [_finish(page, fmt, updated, body, gz)
             for (_, page, fmt, updated), body, gz in zip(jobs, serialised, zipped, strict=True)]
 
