@@ -68,7 +68,7 @@ def assert_agrees(text: str) -> None:
     assert typed(pyyaml(text)) == typed(flat), text
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
 @example("title: a: b")
 @example("title: a #b")
@@ -79,7 +79,7 @@ def test_flat_front_matter_agrees_with_pyyaml(text: str) -> None:
     assert_agrees(text)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=tame_texts)
 def test_flat_looking_front_matter_agrees_with_pyyaml(text: str) -> None:
     assert_agrees(text)
