@@ -24,6 +24,19 @@ NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 WritePost = Callable[..., Path]
 
 
+_QUICK = False  # set by pytest_configure: the quick loop (-m "not system") is running
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _QUICK
+    _QUICK = "not system" in (config.getoption("markexpr") or "")
+
+
+def examples(full: int) -> int:
+    """Hypothesis examples for a property: all of them in the whole suite, a fifth in the quick loop."""
+    return max(20, full // 5) if _QUICK else full
+
+
 @pytest.fixture(autouse=True)
 def private_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No FEEDSVC_* setting of the developer's leaks in; every test (and server) gets its own cache."""

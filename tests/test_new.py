@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
-from conftest import WritePost
+from conftest import WritePost, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,7 +125,7 @@ def test_any_category_or_tag_reads_back_as_written(term: str) -> None:
 
 
 @given(title=st.text(min_size=1, max_size=60), terms=st.lists(st.text(min_size=1, max_size=20), max_size=4))
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_text_round_trips(title: str, terms: list[str]) -> None:
     try:
         relative, text = new_post(title, terms, terms, WHEN_UTC, UTC)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import front_matter_post, parse
+from conftest import examples, front_matter_post, parse
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,7 +308,7 @@ def dated(moment: datetime, slug: str) -> Post:
                 date=moment, updated=moment)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(moment=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999),
                            timezones=st.just(UTC)),
        slug=st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True))
@@ -383,7 +383,7 @@ def as_file(meta: dict[str, str], body: str) -> bytes:
     return f"---\n{PRELUDE}{head}---\n{body}".encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(meta=front_matter, body=bodies, usable=st.integers(0, 3).map(bool))
 def test_any_post_file_gives_a_post_or_a_short_problem(meta: dict[str, str], body: str, usable: bool) -> None:
     if usable:  # mostly a date that works and a title, so that more examples get as far as the feeds

@@ -9,6 +9,7 @@ from typing import Any
 
 import feedparser
 import yaml
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -47,7 +48,7 @@ def as_file(meta: dict[str, Any], body: str) -> bytes:
     return f"---\n{head}---\n{body}".encode("utf-8", "surrogatepass")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(meta=front_matter, body=bodies)
 def test_any_front_matter_gives_a_post_or_a_problem(meta: dict[str, Any], body: str) -> None:
     result = load_post("any.md", as_file(meta, body), SETTINGS)
@@ -56,7 +57,7 @@ def test_any_front_matter_gives_a_post_or_a_problem(meta: dict[str, Any], body: 
         assert result.path == "any.md" and result.message
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(posts=st.lists(st.tuples(st.text(min_size=1, max_size=60), bodies, st.lists(st.text(max_size=20), max_size=3),
                                 st.text(max_size=80), authors), min_size=1, max_size=4))
 def test_feeds_from_any_text_are_well_formed(posts: list[tuple[str, str, list[str], str, dict[str, str]]]) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from conftest import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from slugify import slugify
@@ -68,7 +69,7 @@ def assert_agrees(text: str) -> None:
     assert typed(pyyaml(text)) == typed(flat), text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=texts)
 @example("title: a: b")
 @example("title: a #b")
@@ -79,13 +80,13 @@ def test_flat_front_matter_agrees_with_pyyaml(text: str) -> None:
     assert_agrees(text)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=tame_texts)
 def test_flat_looking_front_matter_agrees_with_pyyaml(text: str) -> None:
     assert_agrees(text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(meta=st.dictionaries(st.text(max_size=10), st.text() | st.lists(st.text(max_size=12), max_size=4)
                             | st.booleans() | st.none() | st.integers(), max_size=8))
 def test_what_pyyaml_writes_is_read_alike(meta: dict[str, Any]) -> None:
@@ -131,7 +132,7 @@ def test_a_seed_post_loads_alike_either_way(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(fast, Post) and fast == load_post("7.txt", data, SETTINGS)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(text=st.text(alphabet="abcz019_-.A é", max_size=30))
 @example("000123_8e8ec7cb684a81b7")
 @example("a__b")
@@ -153,7 +154,7 @@ def slow_is_web_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(url=st.lists(st.sampled_from(["http", "https", "HTTP", "://", ":", "/", "//", "x", "a.b", "[", "]", "?", "#",
                                      "@", " ", "\t", "é", ":80", "-", "%20"]), max_size=8).map("".join))
 @example("https://images.example.org/2015/07/p006668.jpg")
