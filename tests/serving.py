@@ -95,10 +95,22 @@ def serve(content: Path, workdir: Path, *, base_url: str | None = None, **env: s
         wait_until(healthy, 30.0, f"{url}/healthz to answer 200")
         yield served
     finally:
-        _stop_group(served.process)
+        stop_group(served.process)
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
+def wait_listening(process: subprocess.Popen[bytes], port: int, what: str, log: Callable[[], str],
+                   seconds: float) -> None:
+    """Until `process` accepts connections on 127.0.0.1:`port`; fail with its `log()` if it exits first."""
+    def listening() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}{log()}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, seconds, f"{what} to listen on 127.0.0.1:{port}")
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the whole group, then SIGKILL what is left: no worker outlives its test."""
     for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
         try:
@@ -148,14 +160,8 @@ def run_nginx(workdir: Path, server_block: Callable[[int], str]) -> Iterator[str
     def log() -> str:
         return "".join(f"\n--- {p.name} ---\n{p.read_text()}" for p in (stderr, error_log) if p.exists())
 
-    def listening() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"nginx exited with {process.returncode}{log()}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
     try:
-        wait_until(listening, 10.0, f"nginx to listen on 127.0.0.1:{port}")
+        wait_listening(process, port, "nginx", log, 10.0)
         yield f"http://127.0.0.1:{port}"
         assert "[emerg]" not in log() and "[alert]" not in log(), log()
     finally:

@@ -14,8 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,7 +24,7 @@ from typing import Any
 
 import pytest
 from conftest import BASE_URL, WritePost, front_matter_post
-from serving import Served, free_port, http_get, serve, wait_until
+from serving import Served, free_port, http_get, serve, stop_group, wait_listening, wait_until
 
 from feedsvc.app import create_app, start_background
 from feedsvc.config import ConfigError, Settings
@@ -235,23 +233,11 @@ def run_varnish(workdir: Path, port: int, backend_port: int) -> Iterator[str]:
              "-f", str(workdir / "feedsvc.vcl"), "-s", "malloc,64m", "-T", "none"],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def listening() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"varnishd exited with {process.returncode}:\n{log.read_text()}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) == 0
-
     try:
-        wait_until(listening, 30.0, f"varnishd to listen on 127.0.0.1:{port}")
+        wait_listening(process, port, "varnishd", lambda: ":\n" + log.read_text(), 30.0)
         yield f"http://127.0.0.1:{port}"
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_group(process)
 
 
 @contextmanager
