@@ -12,6 +12,7 @@ are not published at all; the web layer answers their URLs with 301 or 410.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from feedsvc.model import (
     ChannelKind,
     ChannelSummary,
     FeedFormat,
+    FeedInfo,
     Listing,
     Page,
     Post,
@@ -65,10 +67,13 @@ def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now
     `floors`: channel path -> a time its stamp must be after (see Publisher.date_after).
     """
     catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings))
-    stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=removed_at, floors=floors or {})
+    # A deleted post left every channel it was in: its folder is looked at once, not once per channel.
+    stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=functools.cache(removed_at),
+                      floors=floors or {})
     times = {listing.channel.path: stamps[listing.channel.path].at for listing in catalog.listings}
-    prebuilt, feeds = _prebuild(catalog, times, previous.prebuilt, settings=settings, html=html)
-    snapshot = _snapshot(scan, catalog, times, feeds, settings=settings, now=now)
+    infos = {listing.channel.path: feed_info(settings, listing.channel) for listing in catalog.listings}
+    prebuilt, feeds = _prebuild(catalog, times, infos, previous.prebuilt, settings=settings, html=html)
+    snapshot = _snapshot(scan, catalog, times, infos, feeds, settings=settings, now=now)
     return snapshot, Built(stamps=stamps, prebuilt=prebuilt, next_due=catalog.next_due)
 
 
@@ -129,13 +134,13 @@ def _removed_at(before: tuple[Post, ...], after: tuple[Post, ...], by_source: di
     return max(times, default=EPOCH)
 
 
-def _prebuild(catalog: Catalog, times: Mapping[str, datetime], previous: Prebuilt, *, settings: Settings,
-              html: Html) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
+def _prebuild(catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[str, FeedInfo], previous: Prebuilt, *,
+              settings: Settings, html: Html) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
     """The subscription documents of the kinds made in every rebuild, re-rendering only changed ones."""
     jobs: dict[str, Job] = {}
     for listing in catalog.listings:
         if listing.channel.kind.prebuilt:
-            info = feed_info(settings, listing.channel)
+            info = infos[listing.channel.path]
             for fmt in FeedFormat:
                 page = page_of(settings, listing, fmt)
                 assert page is not None  # the first page always exists
@@ -149,12 +154,11 @@ def _prebuild(catalog: Catalog, times: Mapping[str, datetime], previous: Prebuil
     return prebuilt, {name: prebuilt[key] for name, key in keys.items()}
 
 
-def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime], feeds: dict[str, RenderedFeed], *,
-              settings: Settings, now: datetime) -> Snapshot:
+def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[str, FeedInfo],
+              feeds: dict[str, RenderedFeed], *, settings: Settings, now: datetime) -> Snapshot:
     # Served, but not advertised: a feed kept answering while it has no posts is not one to subscribe to.
     advertised = [li for li in catalog.listings if li.posts or li.channel.kind is ChannelKind.ALL]
-    infos = {li.channel.path: feed_info(settings, li.channel) for li in advertised}
-    opml = render_opml(f"{settings.site_title} feeds", settings.author, infos.values())
+    opml = render_opml(f"{settings.site_title} feeds", settings.author, (infos[li.channel.path] for li in advertised))
     return Snapshot(
         feeds=feeds,
         listings={listing.channel.path: listing for listing in catalog.listings},
