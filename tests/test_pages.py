@@ -78,6 +78,7 @@ def test_a_busy_server_says_when_to_come_back(content_dir: Path, make_app: Calla
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert busy.headers["Cache-Control"] == "no-store"
     assert app.test_client().get("/feeds/all.atom").status_code == 200  # made in the rebuild: never waits
+    assert "feedsvc_pages_refused_total 1.0" in app.test_client().get("/metrics").text
     release.set()
     worker.join(5)
     assert [e.title for e in parse(app.test_client().get("/feeds/all.atom?limit=2")).entries] == ["Post 4", "Post 3"]

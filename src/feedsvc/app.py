@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.extensions["feedsvc"] = publisher
     metrics = app.extensions["feedsvc.metrics"] = Metrics(
         lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"),
-        purger=lambda: app.extensions.get("feedsvc.purge"))
+        purger=lambda: app.extensions.get("feedsvc.purge"), pages=lambda: publisher.pages)
     app.register_blueprint(web.blueprint)
     app.wsgi_app = FastFeeds(app.wsgi_app, publisher, metrics)  # type: ignore[method-assign]
     return app

@@ -21,7 +21,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 class Metrics:
     def __init__(self, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
-                 websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None) -> None:
+                 websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None,
+                 pages: Callable[[], Any | None] = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter("feedsvc_http_requests", "HTTP requests answered, by route and status.",
                                  ["route", "status"], registry=self.registry)
@@ -29,7 +30,7 @@ class Metrics:
                               ["route"], registry=self.registry)
         self._children: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
-        self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger))
+        self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger, pages))
 
     def observe(self, route: str, status: int, sent: int) -> None:
         """Count one answered request from any thread; cheap enough for the fast path (children are cached).
@@ -61,9 +62,10 @@ class Metrics:
 
 class _SnapshotCollector:
     def __init__(self, metrics: Metrics, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
-                 websub: Callable[[], Any | None], purger: Callable[[], Any | None]) -> None:
+                 websub: Callable[[], Any | None], purger: Callable[[], Any | None],
+                 pages: Callable[[], Any | None]) -> None:
         self._metrics, self._snapshot, self._builds, self._websub = metrics, snapshot, builds, websub
-        self._purger = purger
+        self._purger, self._pages = purger, pages
 
     def collect(self) -> Iterator[Any]:
         snapshot = self._snapshot()
@@ -80,6 +82,11 @@ class _SnapshotCollector:
                                 value=snapshot.feed_count)
         yield GaugeMetricFamily("feedsvc_http_not_modified_ratio", "Share of feed requests answered 304.",
                                 value=self._metrics.not_modified_ratio())
+        if (pages := self._pages()) is not None:  # pages.PageCache: documents made on request
+            yield CounterMetricFamily("feedsvc_pages_rendered", "Feed documents made on request (pages, ?limit=, "
+                                      "tag and author feeds).", value=pages.renders)
+            yield CounterMetricFamily("feedsvc_pages_refused", "Requests answered 503 because another document "
+                                      "was being made.", value=pages.refused)
         if (notifier := self._websub()) is not None:
             yield _outcomes("feedsvc_websub_notifications", "WebSub publish requests, by outcome.", notifier)
         if (purger := self._purger()) is not None:

@@ -44,7 +44,7 @@ class PageCache:
         self._size = 0
         self._lock = threading.Lock()  # guards the cache
         self._rendering = threading.Lock()  # held while a document is made
-        self.renders = 0  # for /metrics: documents made on request
+        self.renders = 0  # for /metrics: documents made on request,
         self.refused = 0  # and requests told to come back
 
     def get(self, key: Key, make: Callable[[], RenderedFeed]) -> RenderedFeed:
