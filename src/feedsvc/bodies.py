@@ -10,11 +10,10 @@ The post's last rendering is shown instead, or its summary until the next rebuil
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
 
+from feedsvc.lru import SizedLRU
 from feedsvc.markup import render_markdown, with_lead_image
 from feedsvc.model import Post
 from feedsvc.yamlfront import read_body
@@ -30,18 +29,14 @@ Read = Callable[[str, str], bytes | None]  # (source, revision) -> that version'
 class Bodies:
     def __init__(self, read: Read) -> None:
         self._read = read
-        self._cache: OrderedDict[Key, str] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
+        self._cache: SizedLRU[Key, str] = SizedLRU(_CACHE_BYTES, len)
         self._kept: dict[str, tuple[str, str]] = {}  # source -> (revision, HTML) of posts whose file broke
 
     def html(self, post: Post) -> str:
         """The post as readers show it: its lead image (if any) first, then the body (or else the summary)."""
-        key = (post.source, post.revision, post.url, post.image, post.summary)
-        with self._lock:
-            if (found := self._cache.get(key)) is not None:
-                self._cache.move_to_end(key)
-                return found
+        key = _key(post)
+        if (found := self._cache.get(key)) is not None:
+            return found
         data = self._read(post.source, post.revision)
         if data is None:  # the file is another version now: never its bytes under this post's metadata
             return self._last_known(post)
@@ -50,13 +45,12 @@ class Bodies:
         except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
             logger.exception("%s: body cannot be rendered; showing its summary", post.source)
             html = f"<p>{escape(post.summary)}</p>" if post.summary else ""
-        self._remember(key, html)
+        self._cache.put(key, html)
         return html
 
     def peek(self, post: Post) -> str | None:
         """The HTML already made for this version of the post, without reading or rendering."""
-        with self._lock:
-            return self._cache.get((post.source, post.revision, post.url, post.image, post.summary))
+        return self._cache.get(_key(post))
 
     def keep(self, kept: Mapping[str, tuple[str, str]]) -> None:
         """Renderings of posts whose file is broken now, from a previous run (see parsecache)."""
@@ -79,11 +73,6 @@ class Bodies:
             return old[1]
         return with_lead_image(f"<p>{escape(post.summary)}</p>" if post.summary else "", post.image, post.summary)
 
-    def _remember(self, key: Key, html: str) -> None:
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = html
-                self._size += len(html)
-            while self._size > _CACHE_BYTES and self._cache:
-                _, dropped = self._cache.popitem(last=False)
-                self._size -= len(dropped)
+
+def _key(post: Post) -> Key:
+    return (post.source, post.revision, post.url, post.image, post.summary)

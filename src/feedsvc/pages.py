@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from feedsvc.lru import SizedLRU
 from feedsvc.model import RenderedFeed
 
 Key = Hashable  # what names a document: its address and its channel's stamp (the stamp moves with any change)
@@ -39,10 +39,8 @@ class Busy(Exception):
 
 class PageCache:
     def __init__(self, *, max_bytes: int = MAX_BYTES) -> None:
-        self._max_bytes = max_bytes
-        self._cache: OrderedDict[Key, RenderedFeed] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()  # guards the cache
+        self._cache: SizedLRU[Key, RenderedFeed] = SizedLRU(max_bytes, _cost)
+        self._counting = threading.Lock()  # guards the counters
         self._rendering = threading.Lock()  # held while a document is made
         self.renders = 0  # for /metrics: documents made on request,
         self.refused = 0  # and requests told to come back
@@ -52,12 +50,10 @@ class PageCache:
 
         The key is cheap to hash on purpose: a refusal must cost far less than a render.
         """
-        with self._lock:
-            if (found := self._cache.get(key)) is not None:
-                self._cache.move_to_end(key)
-                return found
+        if (found := self._cache.get(key)) is not None:
+            return found
         if not self._rendering.acquire(blocking=False):
-            with self._lock:
+            with self._counting:
                 self.refused += 1
             raise Busy
         try:
@@ -65,19 +61,10 @@ class PageCache:
         finally:
             _give_back_memory()
             self._rendering.release()
-        self._store(key, feed)
-        return feed
-
-    def _store(self, key: Key, feed: RenderedFeed) -> None:
-        with self._lock:
+        with self._counting:
             self.renders += 1
-            if key in self._cache:
-                return
-            self._cache[key] = feed
-            self._size += _cost(feed)
-            while self._size > self._max_bytes and len(self._cache) > 1:
-                _, dropped = self._cache.popitem(last=False)
-                self._size -= _cost(dropped)
+        self._cache.put(key, feed)
+        return feed
 
 
 def _give_back_memory() -> None:
