@@ -14,17 +14,12 @@ their files and get rules in `nginx-redirects.conf`, which deploy/nginx.conf inc
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import tempfile
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from feedsvc.config import Settings
-from feedsvc.files import sweep_temp_files, write_atomically
+from feedsvc.files import atomic_files, sweep_temp_files, write_atomically
 from feedsvc.model import Channel, FeedFormat, RenderedFeed
 from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
@@ -34,8 +29,6 @@ _FEED_SUFFIXES = tuple(f".{fmt.value}" for fmt in FeedFormat)
 NGINX_RULES = "nginx-redirects.conf"
 
 
-_TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed build
-_BATCH = 256  # files written before they are flushed to disk together (each holds a descriptor open until then)
 
 
 def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
@@ -48,18 +41,20 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     feeds of renamed and retired channels are removed.
     """
     if out.is_dir():  # what a build killed mid-write left; a younger one may be another build's
-        sweep_temp_files(out, older_than=_TEMP_AFTER, recursive=True)
-    publisher.remember(_written_channels(out / "feeds"))
+        sweep_temp_files(out, recursive=True)
+    earlier = _written_documents(out / "feeds")
+    publisher.remember(_channels_of(earlier))
     documents = [(path, fmt) for path in sorted(publisher.snapshot.listings) for fmt in FeedFormat]
-    changed = {doc: _written_at(_target(out, *doc)) for doc in documents
-               if not _holds_feed(_target(out, *doc), _feed(publisher, *doc))}
+    changed = [doc for doc in documents if not _holds_feed(_target(out, *doc), _feed(publisher, *doc))]
     floors: dict[str, datetime] = {}
-    for (path, fmt), written_at in changed.items():
+    for path, fmt in changed:
+        written_at = earlier.get(f"{path}.{fmt.value}")
         if written_at is not None and written_at >= _feed(publisher, path, fmt).last_modified:
             floors[path] = max(written_at, floors.get(path, written_at))
     if floors:  # other bytes, dated no later than the file an earlier run (whose stamps are lost) wrote
-        publisher.date_after(floors)
-    with _batch() as write:
+        publisher.date_after(floors)  # which dates every document of those channels anew
+        changed = list(dict.fromkeys([*changed, *((path, fmt) for path in floors for fmt in FeedFormat)]))
+    with atomic_files() as write:
         for doc in changed:
             feed, target = _feed(publisher, *doc), _target(out, *doc)
             mtime = feed.last_modified.timestamp()
@@ -71,67 +66,22 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     return [*written, _write_opml(publisher.snapshot.opml, out / "feeds.opml")]
 
 
-Write = Callable[[Path, bytes, float], None]
+def _written_documents(folder: Path) -> dict[str, datetime]:
+    """`category/news.atom` -> when it was dated, for each feed document an earlier build left in `folder`."""
+    found = {}
+    for document in folder.rglob("*") if folder.is_dir() else ():
+        if document.name.endswith(_FEED_SUFFIXES) and (at := _written_at(document)) is not None:
+            found[document.relative_to(folder).as_posix()] = at
+    return found
 
 
-@contextlib.contextmanager
-def _batch() -> Iterator[Write]:
-    """Files written as `files.write_atomically` writes them (beside the target, on disk, then renamed over it:
-    old or new, never a part), but flushed to disk together, up to `_BATCH` at a time, before any is renamed.
-
-    One fsync per file is one journal commit per file: ~0.1 s for the 126 files of a build. One syncfs of the
-    folder's file system commits them all at once; the fsync of each file then finds nothing left to do (and
-    is still what tells of a full disk). In order: a file is renamed only after every file before it.
-    """
-    pending: list[tuple[int, str, Path]] = []
-
-    def write(target: Path, data: bytes, mtime: float) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")  # files' names
-        pending.append((fd, tmp, target))
-        with memoryview(data) as view:
-            while view:
-                view = view[os.write(fd, view):]
-        os.chmod(tmp, 0o644)
-        os.utime(tmp, (mtime, mtime))
-        if len(pending) >= _BATCH:
-            _flush(pending)
-
-    try:
-        yield write
-        _flush(pending)
-    finally:
-        for fd, tmp, _ in pending:  # only after an error: what was not renamed goes
-            os.close(fd)
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _flush(pending: list[tuple[int, str, Path]]) -> None:
-    if pending:
-        _syncfs(pending[0][0])
-    for fd, _, _ in pending:
-        os.fsync(fd)
-    while pending:  # what is renamed leaves the list: after an error, the rest is removed (see _batch)
-        fd, tmp, target = pending[0]
-        os.replace(tmp, target)
-        del pending[0]
-        os.close(fd)
-
-
-def _syncfs(fd: int) -> None:
-    """Commit every file on fd's file system to disk at once (Linux); elsewhere each file's fsync does it."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(None, use_errno=True).syncfs(fd)
-
-
-def _written_channels(folder: Path) -> dict[str, datetime]:
-    """Channel path -> when its documents were last dated, for each feed an earlier build left in `folder`."""
+def _channels_of(documents: dict[str, datetime]) -> dict[str, datetime]:
+    """Channel path -> when its documents were last dated (the latest of its formats)."""
     found: dict[str, datetime] = {}
-    for suffix in _FEED_SUFFIXES:
-        for document in folder.rglob(f"*{suffix}") if folder.is_dir() else ():
-            path = document.relative_to(folder).as_posix().removesuffix(suffix)
-            if Channel.at(path) is not None and (at := _written_at(document)) is not None:
-                found[path] = max(at, found.get(path, at))
+    for name, at in documents.items():
+        path = name.rsplit(".", 1)[0]
+        if Channel.at(path) is not None:
+            found[path] = max(at, found.get(path, at))
     return found
 
 

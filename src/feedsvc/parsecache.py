@@ -49,7 +49,6 @@ _RUNTIME_ONLY = frozenset({"host", "port", "threads", "cache_dir", "cache_max_ag
                            "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token",
                            "redirects", "retired"})
 _PRUNE_AFTER = 30 * 86400  # seconds: the cache of a content folder not served for a month is dropped
-_TEMP_AFTER = 3600  # seconds: a temp file this old was left by a killed writer
 
 
 def cache_file(settings: Settings) -> Path | None:
@@ -182,7 +181,7 @@ class ParseCache:
     def _prune(self) -> None:
         """Drop the caches of folders no longer served, and temp files a killed writer left."""
         assert self.path is not None
-        sweep_temp_files(self.path.parent, older_than=_TEMP_AFTER)
+        sweep_temp_files(self.path.parent)
         now = time.time()
         for path in self.path.parent.glob("state-*.pickle"):
             try:
