@@ -80,9 +80,10 @@ class ContentFolder:
         if paths is None or not self._scanned:
             self._unreadable = set()
             found, self._walk_problems = self._walk()
-            gone = {source for source in self._entries.keys() - found.keys() if not self._hidden(source)}
+            gone = self._entries.keys() - found.keys()
         else:
             found, gone = self._look_at({*paths, *self._unsettled})
+        gone = {source for source in gone if not self._hidden(source)}  # unreadable is not deleted
         for source in gone:
             self._entries.pop(source, None)
             self._future.pop(source, None)
@@ -144,7 +145,7 @@ class ContentFolder:
     def read(self, source: str, revision: str) -> bytes | None:
         """The bytes of a post file, if it is still the version `revision` names (see read_version):
         bodies are read under the same root and rules as the front matter was."""
-        return read_version(self._prefix, source, revision, self.settings.max_post_bytes)
+        return read_version(self._prefix, source, revision)
 
     def state(self) -> dict[str, CachedFile]:
         """What a later run may trust without reading the files again (see parsecache)."""
@@ -182,7 +183,7 @@ class ContentFolder:
             if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
                 gone |= {s for s in self._entries if s.startswith(below) and s not in found}
             self._walk_problems.update((p.path, p) for p in problems)
-        return found, {source for source in gone if not self._hidden(source)}
+        return found, gone
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
@@ -292,30 +293,27 @@ def signature_of(st: os.stat_result) -> Signature:
     return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
-def read_version(root: str, source: str, revision: str, max_bytes: int) -> bytes | None:
+def read_version(root: str, source: str, revision: str) -> bytes | None:
     """The bytes of `source` if it is still the version `revision` names, else None.
 
     For reading a body after the scan, under the scan's rules: opened without blocking (a FIFO
     put in its place cannot hang the reader), and read only if it is a regular file with the
     same inode, size and times, so a symlink swapped to point elsewhere is never followed out.
+    (The size was within FEEDSVC_MAX_POST_BYTES when the post was read: it is in the revision.)
     """
     try:
         fd = os.open(os.path.join(root, source), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes or revision_of(signature_of(st)) != revision:
+    with open(fd, "rb", buffering=0) as f:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or revision_of(signature_of(st)) != revision:
+                return None
+            data = _read_up_to(f, st.st_size)
+        except OSError:
             return None
-        chunks, left = [], st.st_size
-        while left > 0 and (chunk := os.read(fd, left)):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks) if left == 0 else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return data if len(data) == st.st_size else None
 
 
 def _changed_at(mtime_ns: int, ctime_ns: int) -> datetime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from feedsvc.config import Settings
 from feedsvc.content import derived_id, post_url
@@ -22,24 +22,26 @@ def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], 
     for post in sorted(posts, key=lambda p: p.source):
         slug_clash = taken_slugs.get(post.slug)
         if slug_clash is not None:
-            slug, tries = post.slug, 0
-            while slug in taken_slugs:  # the new slug may be taken too (by a post named like it)
-                tries += 1
-                slug = f"{post.slug}-{_suffix(post, tries)}"
-            post = _with_slug(post, slug, settings)
+            post = _with_slug(post, _free(post.slug, "-", taken_slugs, post), settings)
             problems.append(Problem(path=post.source, line=None, message=(
                 f"same slug as {slug_clash.source}; published at {post.url} instead")))
         if post.id in taken_ids:  # also when the new slug made a derived id someone else has
-            id_clash, unique_id, tries = taken_ids[post.id], post.id, 0
-            while unique_id in taken_ids:
-                tries += 1
-                unique_id = f"{post.id}#{_suffix(post, tries)}"
-            post = dataclasses.replace(post, id=unique_id)
+            id_clash = taken_ids[post.id]
+            post = dataclasses.replace(post, id=_free(post.id, "#", taken_ids, post))
             problems.append(Problem(path=post.source, line=None, message=(
                 f"same id as {id_clash.source}; published with id {post.id} instead")))
         taken_ids[post.id] = taken_slugs[post.slug] = post
         kept.append(post)
     return kept, problems
+
+
+def _free(name: str, separator: str, taken: Container[str], post: Post) -> str:
+    """`name` with a suffix made from the post's path; tried again while that is taken too (by a post named like it)."""
+    tries, candidate = 1, f"{name}{separator}{_suffix(post, 1)}"
+    while candidate in taken:
+        tries += 1
+        candidate = f"{name}{separator}{_suffix(post, tries)}"
+    return candidate
 
 
 def _suffix(post: Post, tries: int) -> str:
