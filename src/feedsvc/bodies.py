@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from html import escape
 
 from feedsvc.lru import SizedLRU
-from feedsvc.markup import render_markdown, with_lead_image
+from feedsvc.markup import render_markdown, summary_html, with_lead_image
 from feedsvc.model import Post
 from feedsvc.yamlfront import read_body
 
@@ -44,7 +43,7 @@ class Bodies:
             html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
         except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
             logger.exception("%s: body cannot be rendered; showing its summary", post.source)
-            html = f"<p>{escape(post.summary)}</p>" if post.summary else ""
+            html = summary_html(post.summary)
         self._cache.put(key, html)
         return html
 
@@ -71,7 +70,7 @@ class Bodies:
         old = self._kept.get(post.source)
         if old is not None and old[0] == post.revision:
             return old[1]
-        return with_lead_image(f"<p>{escape(post.summary)}</p>" if post.summary else "", post.image, post.summary)
+        return with_lead_image(summary_html(post.summary), post.image, post.summary)
 
 
 def _key(post: Post) -> Key:

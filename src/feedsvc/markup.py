@@ -64,7 +64,12 @@ def with_lead_image(html: str, image: str | None, summary: str) -> str:
     if not image or image in html or escape(image) in html:
         return html
     lead = f'<p><img src="{escape(image)}" alt=""></p>'
-    return lead + (html or (f"<p>{escape(summary)}</p>" if summary else ""))
+    return lead + (html or summary_html(summary))
+
+
+def summary_html(summary: str) -> str:
+    """A post's summary as content: for a post whose body is empty or cannot be shown."""
+    return f"<p>{escape(summary)}</p>" if summary else ""
 
 
 def sanitize(html: str, base_url: str) -> str:
