@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import Any
 
-from feedsvc.httpcache import Headers, PreparedFeed, feed_response
+from feedsvc.config import Settings
+from feedsvc.httpcache import Headers, PreparedFeed
 from feedsvc.logs import AccessLog
 from feedsvc.metrics import Metrics
-from feedsvc.model import RenderedFeed, Snapshot
+from feedsvc.model import RenderedFeed
 from feedsvc.publisher import Publisher
 from feedsvc.urls import link_header
 
@@ -24,17 +25,21 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _REASONS = {200: "200 OK", 304: "304 Not Modified"}
 
 
+def prepare(settings: Settings, feed: RenderedFeed) -> PreparedFeed:
+    """A feed with the headers every answer about it carries."""
+    return PreparedFeed(feed, max_age=settings.cache_max_age, links=link_header(settings, feed.channel, feed.format))
+
+
 def answer(publisher: Publisher, feed: RenderedFeed, environ: Mapping[str, Any]) -> tuple[int, Headers, bytes]:
     """What a request (its WSGI environ) gets for `feed`; the Flask view for pages answers the same way."""
-    return feed_response(
-        feed,
-        accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
-        if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-        if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-        max_age=publisher.settings.cache_max_age,
-        links=link_header(publisher.settings, feed.channel, feed.format),
-        head=environ.get("REQUEST_METHOD") == "HEAD",
-    )
+    return _respond(prepare(publisher.settings, feed), environ)
+
+
+def _respond(prepared: PreparedFeed, environ: Mapping[str, Any]) -> tuple[int, Headers, bytes]:
+    return prepared.respond(accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
+                            if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
+                            if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
+                            head=environ.get("REQUEST_METHOD") == "HEAD")
 
 
 class FastFeeds:
@@ -43,8 +48,9 @@ class FastFeeds:
         self.publisher = publisher
         self.metrics = metrics
         self.access_log: AccessLog | None = None  # set by `serve` when the access log is on
-        # The prepared headers of each feed served from the current snapshot (dropped with it).
-        self._prepared: tuple[Snapshot | None, dict[str, PreparedFeed]] = (None, {})
+        # Each prebuilt feed's prepared headers, made again only when its document is another one
+        # (a rebuild keeps the RenderedFeed of every feed whose bytes did not change).
+        self._prepared: dict[str, PreparedFeed] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
@@ -53,12 +59,7 @@ class FastFeeds:
         if path.startswith("/feeds/") and not environ.get("QUERY_STRING") and method in ("GET", "HEAD"):
             prepared = self._prepared_feed(path[7:])
             if prepared is not None:
-                status, headers, body = prepared.respond(
-                    accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
-                    if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
-                    if_modified_since=environ.get("HTTP_IF_MODIFIED_SINCE"),
-                    head=method == "HEAD",
-                )
+                status, headers, body = _respond(prepared, environ)
                 start_response(_REASONS[status], headers)
                 self.metrics.observe("feed", status, len(body))
                 if self.access_log is not None:
@@ -69,19 +70,12 @@ class FastFeeds:
         return self._logged(environ, start_response, started, self.access_log)
 
     def _prepared_feed(self, name: str) -> PreparedFeed | None:
-        snapshot = self.publisher.snapshot
-        feed = snapshot.feeds.get(name)
+        feed = self.publisher.snapshot.feeds.get(name)
         if feed is None:
             return None
-        held, prepared = self._prepared
-        if held is not snapshot:
-            prepared = {}
-            self._prepared = (snapshot, prepared)
-        found = prepared.get(name)
+        found = self._prepared.get(name)
         if found is None or found.feed is not feed:
-            settings = self.publisher.settings
-            found = prepared[name] = PreparedFeed(feed, max_age=settings.cache_max_age,
-                                                  links=link_header(settings, feed.channel, feed.format))
+            found = self._prepared[name] = prepare(self.publisher.settings, feed)
         return found
 
     def _logged(self, environ: dict[str, Any], start_response: StartResponse, started: float,

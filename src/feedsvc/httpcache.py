@@ -75,16 +75,7 @@ class PreparedFeed:
 
         The header lists are shared between requests: callers must not change them."""
         chosen = self.gzip if accepts_gzip(accept_encoding) else self.identity
-        if if_none_match == chosen.etag or ((if_none_match or if_modified_since) and is_not_modified(
-                chosen.etag, self.last_modified, if_none_match=if_none_match, if_modified_since=if_modified_since)):
+        if (if_none_match or if_modified_since) and is_not_modified(
+                chosen.etag, self.last_modified, if_none_match=if_none_match, if_modified_since=if_modified_since):
             return 304, chosen.not_modified, b""
         return 200, chosen.ok, b"" if head else chosen.body
-
-
-def feed_response(feed: RenderedFeed, *, accept_encoding: str | None, if_none_match: str | None,
-                  if_modified_since: str | None, max_age: int, links: str | None = None,
-                  head: bool = False) -> tuple[int, Headers, bytes]:
-    """What `PreparedFeed.respond` answers, for a feed served once (pages made on request)."""
-    status, headers, body = PreparedFeed(feed, max_age=max_age, links=links).respond(
-        accept_encoding=accept_encoding, if_none_match=if_none_match, if_modified_since=if_modified_since, head=head)
-    return status, list(headers), body
