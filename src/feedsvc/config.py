@@ -204,12 +204,10 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"FEEDSVC_LOG_FORMAT must be text or json, got {settings.log_format!r}")
-    for hub in settings.websub_hubs:
-        if urlsplit(hub).scheme not in ("http", "https") or not urlsplit(hub).hostname:
-            raise ConfigError(f"FEEDSVC_WEBSUB_HUBS: {hub!r} is not an http(s) URL")
-    for endpoint in settings.purge_urls:
-        if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).hostname:
-            raise ConfigError(f"FEEDSVC_PURGE_URLS: {endpoint!r} is not an http(s) URL")
+    for name in ("websub_hubs", "purge_urls"):
+        for url in getattr(settings, name):
+            if (parts := urlsplit(url)).scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{env_name(name)}: {url!r} is not an http(s) URL")
     if settings.rebuild_interval <= 0 or settings.debounce < 0 or settings.settle < 0:
         raise ConfigError("FEEDSVC_REBUILD_INTERVAL must be > 0, FEEDSVC_DEBOUNCE and FEEDSVC_SETTLE >= 0")
     try:
@@ -234,9 +232,9 @@ FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _coerce(name: str, value: Any, source: str) -> Any:
     """Turn a string (env, flag) or TOML value into the field's type, naming the source on error."""
     parse = FIELDS[name].metadata["parse"]
-    if name == "redirects" and not isinstance(value, str):
+    if parse is _pairs and not isinstance(value, str):
         return _table(value, source)
-    if isinstance(value, list) and name in ("extensions", "websub_hubs", "purge_urls", "retired"):
+    if isinstance(value, list) and parse is _split_list:
         if not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{source}: expected a list of strings, got {value!r}")
         value = ",".join(value)
@@ -339,10 +337,15 @@ def _user_cache_folder(env: Mapping[str, str]) -> tuple[Path, str] | None:
 
 def to_env(settings: Settings) -> dict[str, str]:
     """FEEDSVC_* variables that load_settings() reads back as `settings` (for a worker process)."""
-    env = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if name == "redirects":
-            value = tuple(f"{old}={new}" for old, new in value)
-        env[env_name(name)] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
+    return {env_name(name): as_text(getattr(settings, name)) for name in FIELDS}
+
+
+def as_text(value: Any) -> str:
+    """A setting's value as FEEDSVC_* variables spell it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return str(value).removesuffix(".0")  # 60, not 60.0
+    if isinstance(value, tuple):
+        return ",".join("=".join(item) if isinstance(item, tuple) else item for item in value)
+    return str(value)
