@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from feedsvc.hubpost import Answer, send
+from feedsvc.model import FeedFormat
 from feedsvc.sender import Sender
 
 SendPurge = Callable[[str, str, str, float], Answer]  # (endpoint, method, path, timeout of the attempt) -> answer
-_FORMATS = (".atom", ".rss", ".json")
+_FORMATS = tuple(f".{fmt.value}" for fmt in FeedFormat)
 
 
 def send_purge(endpoint: str, method: str, path: str, timeout: float) -> Answer:

@@ -40,10 +40,6 @@ class WebSubNotifier(Sender):
 
         super().__init__(hubs, publish, name="websub", attempts=attempts, backoff=backoff, timeout=timeout)
 
-    @property
-    def hubs(self) -> tuple[str, ...]:
-        return self.endpoints
-
     def notify(self, urls: Iterable[str]) -> None:
         """Queue one publish per hub and feed (the publisher's on_change)."""
         self.put(urls)
