@@ -213,3 +213,20 @@ def test_html_pages_carry_security_headers(newsroom: None, client: FlaskClient, 
 
 def test_opml_is_not_sniffed_either(newsroom: None, client: FlaskClient) -> None:
     assert client.get("/feeds.opml").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_large_opml_list_is_gzipped_with_its_own_etag(write_post: WritePost,
+                                                       make_app: Callable[..., Flask]) -> None:
+    import gzip
+
+    for n in range(30):
+        write_post(f"p{n}.md", title=f"Post {n}", tags=f"[topic-{n}]")
+    client = make_app().test_client()
+    plain = client.get("/feeds.opml")
+    assert len(plain.data) >= 1024 and "Content-Encoding" not in plain.headers
+    zipped = client.get("/feeds.opml", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped.data) == plain.data
+    assert zipped.headers["ETag"] == plain.headers["ETag"][:-1] + '-gzip"'
+    assert zipped.headers["Vary"] == "Accept-Encoding"
+    again = client.get("/feeds.opml", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]})
+    assert again.status_code == 304

@@ -35,7 +35,7 @@ from feedsvc.model import (
 )
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
-from feedsvc.render import Job, render_feeds
+from feedsvc.render import Job, gzip_bytes, render_feeds
 from feedsvc.scan import ScanResult
 from feedsvc.stamps import Stamp, fingerprints, restamp
 from feedsvc.urls import feed_info, feed_url
@@ -166,6 +166,7 @@ def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime],
         channels=tuple(ChannelSummary(channel=li.channel, info=infos[li.channel.path], post_count=len(li.posts),
                                       updated=times[li.channel.path]) for li in advertised),
         opml=opml,
+        opml_gzip=gzip_bytes(opml),
         opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
         posts={p.slug: p for p in catalog.visible},
         problems=scan.problems,

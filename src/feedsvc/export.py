@@ -22,7 +22,6 @@ from feedsvc.config import Settings
 from feedsvc.files import atomic_files, sweep_temp_files, write_atomically
 from feedsvc.model import Channel, FeedFormat, RenderedFeed
 from feedsvc.publisher import Publisher
-from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_url
 
 _FEED_SUFFIXES = tuple(f".{fmt.value}" for fmt in FeedFormat)
@@ -63,7 +62,7 @@ def export_feeds(publisher: Publisher, out: Path) -> list[Path]:
     written = [_target(out, *doc) for doc in documents]
     _remove_stale(out / "feeds", keep=set(written))
     _write_if_changed(out / NGINX_RULES, nginx_rules(publisher.settings))
-    return [*written, _write_opml(publisher.snapshot.opml, out / "feeds.opml")]
+    return [*written, _write_opml(publisher.snapshot.opml, publisher.snapshot.opml_gzip, out / "feeds.opml")]
 
 
 def _written_documents(folder: Path) -> dict[str, datetime]:
@@ -128,10 +127,9 @@ def _target(out: Path, path: str, fmt: FeedFormat) -> Path:
     return out / "feeds" / f"{path}.{fmt.value}"
 
 
-def _write_opml(opml: bytes, target: Path) -> Path:
+def _write_opml(opml: bytes, opml_gz: bytes, target: Path) -> Path:
     """The list has no date of its own (the server sends no Last-Modified for it): its files are
     dated when it changes, after any earlier version, so a static server's validators move too."""
-    opml_gz = gzip_bytes(opml)
     if not (_holds(target, opml) and _holds(_gz(target), opml_gz)):
         earlier = _written_at(target)
         mtime = max(int(datetime.now(UTC).timestamp()), int(earlier.timestamp()) + 1 if earlier else 0)

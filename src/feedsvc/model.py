@@ -242,6 +242,7 @@ class Snapshot:
     stamps: Mapping[str, datetime] = field(default_factory=dict)  # "tag/x" -> when its documents last changed
     channels: tuple[ChannelSummary, ...] = ()  # every channel, all posts first
     opml: bytes = b""
+    opml_gzip: bytes = b""  # compressed once, in the rebuild
     opml_etag: str = '""'
     posts: Mapping[str, Post] = field(default_factory=dict)  # slug -> visible post
     problems: tuple[Problem, ...] = ()

@@ -128,9 +128,14 @@ def _preview(path: str) -> str:
 @blueprint.get("/feeds.opml")
 def opml() -> Response:
     # No Last-Modified (the list has no date of its own): it revalidates by the ETag made in the
-    # rebuild (see `finish_page`).
+    # rebuild, and its gzip is made there too (see `finish_page`).
     snapshot = _publisher().snapshot
-    return Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers={"ETag": snapshot.opml_etag})
+    response = Response(snapshot.opml, content_type="text/x-opml; charset=utf-8", headers={"ETag": snapshot.opml_etag})
+    if len(snapshot.opml) >= _COMPRESS_FROM and accepts_gzip(request.headers.get("Accept-Encoding")):
+        response.set_data(snapshot.opml_gzip)
+        response.headers["Content-Encoding"] = "gzip"
+        response.set_etag(f"{snapshot.opml_etag.strip(chr(34))}-gzip")  # another representation, another ETag
+    return response
 
 
 @blueprint.get("/")
@@ -263,7 +268,8 @@ def _cacheable_page(response: Response) -> None:
         max_age = min(_PAGE_MAX_AGE, max_age)
     response.headers["Cache-Control"] = f"max-age={max_age}"
     response.headers["Vary"] = "Accept-Encoding"
-    if len(body) >= _COMPRESS_FROM and accepts_gzip(request.headers.get("Accept-Encoding")):
+    if ("Content-Encoding" not in response.headers and len(body) >= _COMPRESS_FROM
+            and accepts_gzip(request.headers.get("Accept-Encoding"))):
         response.set_data(gzip_bytes(body))
         response.headers["Content-Encoding"] = "gzip"
         digest += "-gzip"  # another representation, another strong ETag (RFC 9110 section 8.8.3)
