@@ -50,7 +50,7 @@ def logging_left_as_found() -> Iterator[None]:
     """`main()` configures logging onto the test's captured stderr, which pytest closes afterwards."""
     import logging
 
-    handlers = {name: list(logging.getLogger(name).handlers) for name in ("", "_granian", "granian.access")}
+    handlers = {name: list(logging.getLogger(name).handlers) for name in ("", "_granian")}
     yield
     for name, kept in handlers.items():
         logging.getLogger(name).handlers[:] = kept

@@ -148,20 +148,18 @@ class AccessLog:
 
 
 def logging_config(settings: Settings) -> dict[str, Any]:
-    """A dictConfig for our loggers, granian's and its access log."""
+    """A dictConfig for our loggers and granian's (its access log is off: AccessLog writes ours)."""
     formatter = {"()": JsonLines} if settings.log_format == "json" else {"()": TextLines, "fmt": TEXT}
     handler = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
-    access = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stdout"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"main": formatter, "generic": formatter, "access": formatter},
-        "handlers": {"main": handler, "console": handler, "access": access},
+        "formatters": {"main": formatter, "generic": formatter},
+        "handlers": {"main": handler, "console": handler},
         "root": {"handlers": ["main"], "level": "INFO"},
         "loggers": {
             "apscheduler": {"level": "WARNING"},  # it logs every job it adds
             "_granian": {"handlers": ["main"], "level": "INFO", "propagate": False},
-            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
         },
     }
 
