@@ -39,7 +39,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"),
         purger=lambda: app.extensions.get("feedsvc.purge"), pages=lambda: publisher.pages)
     app.register_blueprint(web.blueprint)
-    app.wsgi_app = FastFeeds(app.wsgi_app, publisher, metrics)  # type: ignore[method-assign]
+    app.wsgi_app = app.extensions["feedsvc.fastpath"] = FastFeeds(  # type: ignore[method-assign]
+        app.wsgi_app, publisher, metrics)
     return app
 
 

@@ -47,7 +47,7 @@ class FastFeeds:
         self.app = app
         self.publisher = publisher
         self.metrics = metrics
-        self.access_log: AccessLog | None = None  # set by `serve` when the access log is on
+        self.access_log: AccessLog | None = None  # set by server.worker_app when the access log is on
         # Each prebuilt feed's prepared headers, made again only when its document is another one
         # (a rebuild keeps the RenderedFeed of every feed whose bytes did not change).
         self._prepared: dict[str, PreparedFeed] = {}

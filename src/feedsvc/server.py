@@ -42,9 +42,8 @@ def worker_app() -> Any:
     if settings.access_log:
         # Written by the fast path rather than granian's access log, whose `logging` call per
         # request cost two thirds of a 304 (see AccessLog); same lines, same stream.
-        if not isinstance(app.wsgi_app, FastFeeds):
-            raise RuntimeError("the access log is written by FastFeeds, which create_app() no longer installs")
-        access_log = app.wsgi_app.access_log = AccessLog(json_lines=settings.log_format == "json")
+        fast: FastFeeds = app.extensions["feedsvc.fastpath"]
+        access_log = fast.access_log = AccessLog(json_lines=settings.log_format == "json")
         access_log.start()
         multiprocessing.util.Finalize(None, access_log.close, exitpriority=5)  # after the rebuilder's stop
     return app
