@@ -12,14 +12,15 @@ are not published at all; the web layer answers their URLs with 301 or 410.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedsvc.catalog import Catalog, build_catalog
+from feedsvc.catalog import Catalog, build_catalog, sort_key
 from feedsvc.config import Settings
 from feedsvc.model import (
     EPOCH,
@@ -61,12 +62,15 @@ def hidden_paths(settings: Settings) -> frozenset[str]:
 
 
 def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now: datetime, html: Html,
-                   removed_at: RemovedAt, floors: Mapping[str, datetime] | None = None) -> tuple[Snapshot, Built]:
+                   removed_at: RemovedAt, floors: Mapping[str, datetime] | None = None,
+                   catalog: Catalog | None = None) -> tuple[Snapshot, Built]:
     """The Snapshot for `scan` at `now`, and what the next build needs of this one.
 
     `floors`: channel path -> a time its stamp must be after (see Publisher.date_after).
+    `catalog`: the scan's posts as catalog.CatalogIndex keeps them (made here when not given).
     """
-    catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings))
+    if catalog is None:
+        catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings))
     # A deleted post left every channel it was in: its folder is looked at once, not once per channel.
     stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=functools.cache(removed_at),
                       floors=floors or {})
@@ -111,7 +115,7 @@ def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, 
     cached = {li.channel.path: li.posts for li in catalog.listings
               if (stamp := previous.get(li.channel.path)) is not None and stamp.made_for is not None}
     known = fingerprints(cached)  # the first build after a restart: are these the posts the stamp was made for?
-    by_source: dict[str, Post] | None = None
+    by_source = scan.by_source
     for listing in catalog.listings:
         path = listing.channel.path
         last = previous.get(path)
@@ -120,18 +124,33 @@ def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, 
         left = None
         if last is not None and last.posts is not None and last.posts != listing.posts:
             by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}
-            left = _removed_at(last.posts, listing.posts, by_source, removed_at)
+            left = _removed_at(last.posts, listing.posts, by_source, removed_at, candidates=scan.left)
         stamps[path] = restamp(last, listing.posts, removed_at=left, now=now, after=floors.get(path))
     return stamps
 
 
-def _removed_at(before: tuple[Post, ...], after: tuple[Post, ...], by_source: dict[str, Post],
-                removed_at: RemovedAt) -> datetime:
-    """When posts left a channel: their file's new mtime if it is still a post, else when its folder changed."""
-    staying = {p.source for p in after}
-    times = [by_source[p.source].modified if p.source in by_source else removed_at(p.source)
-             for p in before if p.source not in staying]
+def _removed_at(before: tuple[Post, ...], after: tuple[Post, ...], by_source: Mapping[str, Post],
+                removed_at: RemovedAt, *, candidates: Iterable[Post] | None = None) -> datetime:
+    """When posts left a channel: their file's new mtime if it is still a post, else when its folder changed.
+
+    `candidates`: the posts that left the folder's published set since the last build, if known;
+    only they can have left a channel, so a channel of a million posts is not gone through.
+    """
+    if candidates is None:
+        staying = {p.source for p in after}
+        leaving = [p for p in before if p.source not in staying]
+    else:
+        leaving = [p for p in candidates if _holds(before, p)
+                   and ((now := by_source.get(p.source)) is None or not _holds(after, now))]
+    times = [by_source[p.source].modified if p.source in by_source else removed_at(p.source) for p in leaving]
     return max(times, default=EPOCH)
+
+
+def _holds(posts: tuple[Post, ...], post: Post) -> bool:
+    """Whether a channel's posts (newest first, as the catalog sorts them) hold this very post."""
+    key = sort_key(post)
+    at = bisect.bisect_left(posts, key, key=sort_key)
+    return at < len(posts) and posts[at] is post
 
 
 def _prebuild(catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[str, FeedInfo], previous: Prebuilt, *,
@@ -168,7 +187,7 @@ def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime],
         opml=opml,
         opml_gzip=gzip_bytes(opml),
         opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
-        posts={p.slug: p for p in catalog.visible},
+        posts=catalog.by_slug,
         problems=scan.problems,
         built_at=now,
         post_count=len(catalog.visible),

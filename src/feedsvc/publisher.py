@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from feedsvc.bodies import Bodies
 from feedsvc.build import Built, build_snapshot, changed_feeds, hidden_paths, made_bodies, page_of
+from feedsvc.catalog import CatalogIndex
 from feedsvc.config import Settings
 from feedsvc.model import Channel, FeedFormat, RenderedFeed, Snapshot
 from feedsvc.pages import PageCache
@@ -56,6 +57,8 @@ class Publisher:
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._lock = threading.Lock()  # one rebuild at a time
+        self._index = CatalogIndex()
+        self._hidden = hidden_paths(settings)
         self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
                                     for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds)
         self._floors: dict[str, datetime] = {}  # path -> a time the next stamp must be after (see date_after)
@@ -68,13 +71,16 @@ class Publisher:
             started = time.perf_counter()
             now = self.clock()
             scan = self.folder.scan(paths)
+            # Every change goes into the index, published now or not, so it never misses one.
+            catalog = self._index.update(posts=scan.posts, left=scan.left, came=scan.came, now=now,
+                                         keep=self._built.stamps.keys(), hidden=self._hidden)
             old = self.snapshot
             if self._nothing_to_publish(old, scan, now):  # e.g. the periodic rescan, or a file not settled yet
                 snapshot = old
             else:
                 snapshot, self._built = build_snapshot(scan, self._built, settings=self.settings, now=now,
                                                        html=self.bodies.html, removed_at=self.folder.changed_near,
-                                                       floors=self._floors)
+                                                       floors=self._floors, catalog=catalog)
                 self._floors, self._republish = {}, False
             self.snapshot = snapshot = dataclasses.replace(snapshot, built_at=now,
                                                            build_seconds=time.perf_counter() - started)

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import EPOCH, Post, Problem
-from feedsvc.unique import make_unique
+from feedsvc.unique import Published
 
 Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
 CachedFile = tuple[Signature, Post | None, Problem | None]
@@ -38,6 +38,11 @@ class ScanResult:
     changed: int  # files (re)read or removed since the last scan
     folder_ok: bool = True
     unsettled: bool = False  # a file changed too recently to trust; scan again after `settle` seconds
+    # Since the previous scan of the same folder: the posts that left and those that came (an edit
+    # is both), so a build can update rather than redo; None when not known (then everything counts).
+    left: tuple[Post, ...] | None = None
+    came: tuple[Post, ...] | None = None
+    by_source: Mapping[str, Post] | None = None  # `posts` by file; the folder's own, good until its next scan
 
 
 @dataclass(slots=True)
@@ -70,6 +75,9 @@ class ContentFolder:
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
         self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
+        self._touched: set[str] = set()  # files whose entry changed since the last result
+        self._file_problems: dict[str, Problem] = {}  # the entries' problems, kept up to date from `_touched`
+        self._published = Published(settings)
 
     def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
         """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
@@ -87,6 +95,7 @@ class ContentFolder:
         for source in gone:
             self._entries.pop(source, None)
             self._future.pop(source, None)
+        self._touched |= gone
         stale = self._to_read(found)
         for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
             self._store(source, signature, result)
@@ -99,6 +108,7 @@ class ContentFolder:
         for source in cached.keys() - found.keys() - self._entries.keys():
             if self._hidden(source):  # unreadable now: what the last run read is the best we have
                 self._entries[source] = _Entry(*cached[source])
+                self._touched.add(source)
         now_ns = int(self.wall_clock() * 1e9)
         settle_ns = int(self.settings.settle * 1e9) if self._scanned else 0
         self._scanned = True
@@ -112,6 +122,7 @@ class ContentFolder:
             if source in cached and cached[source][0] == signature:
                 _, last_good, cached_problem = cached[source]
                 self._entries[source] = _Entry(signature, last_good, cached_problem)
+                self._touched.add(source)
             elif settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
                 self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
             else:
@@ -152,6 +163,7 @@ class ContentFolder:
         return {source: (e.signature, e.post, e.problem) for source, e in self._entries.items()}
 
     def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
+        self._touched.add(source)
         if result is None:  # deleted between the listing and the read
             self._entries.pop(source, None)
             return
@@ -187,13 +199,24 @@ class ContentFolder:
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
-        posts, clashes = make_unique((e.post for e in self._entries.values() if e.post is not None), self.settings)
-        problems += clashes
-        problems += [e.problem for e in self._entries.values() if e.problem is not None]
+        touched, self._touched = self._touched, set()
+        changes: dict[str, Post | None] = {}
+        for source in touched:
+            entry = self._entries.get(source)
+            changes[source] = entry.post if entry else None
+            if entry is not None and entry.problem is not None:
+                self._file_problems[source] = entry.problem
+            else:
+                self._file_problems.pop(source, None)
+        left, came = self._published.update(
+            changes, everything=lambda: (e.post for e in self._entries.values() if e.post is not None))
+        problems += self._published.clashes
+        problems += self._file_problems.values()
         problems += self._future.values()
         problems.sort(key=lambda p: (p.path, p.line or 0))
-        return ScanResult(posts=tuple(posts), problems=tuple(problems), changed=changed, folder_ok=folder_ok,
-                          unsettled=unsettled)
+        return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems),
+                          changed=changed, folder_ok=folder_ok, unsettled=unsettled, left=tuple(left),
+                          came=tuple(came), by_source=self._published.by_source)
 
     def _walk(self) -> tuple[dict[str, tuple[str, Signature]], dict[str, Problem]]:
         """Every post file below the root, by its relative path: (absolute path, stat signature)."""

@@ -17,6 +17,7 @@ by it, since a change anywhere in a channel can change any of its pages' links.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from feedsvc.model import EPOCH, Post
 
 SECOND = timedelta(seconds=1)
+_UPDATED, _MODIFIED = operator.attrgetter("updated"), operator.attrgetter("modified")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,8 @@ def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: date
     """
     if previous is not None and previous.posts == posts and (after is None or previous.at > after):
         return previous
-    latest = max((max(p.updated, p.modified) for p in posts), default=EPOCH)
+    # Two passes in C rather than one in Python: a channel can hold a million posts.
+    latest = max(max(map(_UPDATED, posts), default=EPOCH), max(map(_MODIFIED, posts), default=EPOCH))
     at = whole_seconds(min(max(latest, removed_at or EPOCH), now))  # an mtime from a skewed clock is not believed
     for earlier in (previous.at if previous else None, after):
         if earlier is not None:

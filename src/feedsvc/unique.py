@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 
 from feedsvc.config import Settings
 from feedsvc.content import derived_id, post_url
@@ -55,3 +55,54 @@ def _with_slug(post: Post, slug: str, settings: Settings) -> Post:
     derived = post.id == derived_id(post.slug, post.date, settings)
     return dataclasses.replace(post, slug=slug, url=post_url(slug, post.date, settings),
                                id=derived_id(slug, post.date, settings) if derived else post.id)
+
+
+class Published:
+    """The folder's posts as make_unique publishes them, kept up to date one change at a time.
+
+    While no two files clash, a change that brings no clash is applied on its own, so a new post
+    in a folder of a million costs a few dictionary operations, not a pass over every post. Any
+    clash, before or after, sends the whole folder through make_unique again: the same answer.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.by_source: dict[str, Post] = {}
+        self.clashes: list[Problem] = []
+        self._slugs: dict[str, str] = {}  # slug -> source
+        self._ids: dict[str, str] = {}  # entry id -> source
+
+    def update(self, changed: dict[str, Post | None],
+               everything: Callable[[], Iterable[Post]]) -> tuple[list[Post], list[Post]]:
+        """Files whose post changed (None: it has none now); `everything`: every file's post, for a
+        whole pass. Returns the published posts that left and those that came (an edit is both)."""
+        if not self.clashes and (replaced := self._apply(changed)) is not None:
+            removed = [post for source, post in replaced.items() if post is not None and changed[source] is not post]
+            added = [post for source, post in changed.items() if post is not None and replaced[source] is not post]
+            return removed, added
+        old = self.by_source
+        kept, self.clashes = make_unique(everything(), self.settings)
+        self.by_source = {post.source: post for post in kept}
+        self._slugs = {post.slug: post.source for post in kept}
+        self._ids = {post.id: post.source for post in kept}
+        removed = [post for source, post in old.items() if self.by_source.get(source) is not post]
+        added = [post for source, post in self.by_source.items() if old.get(source) is not post]
+        return removed, added
+
+    def _apply(self, changed: dict[str, Post | None]) -> dict[str, Post | None] | None:
+        """Apply `changed` alone if it makes no clash, returning the posts it replaced; None if it would clash."""
+        coming = [post for post in changed.values() if post is not None]
+        if len({post.slug for post in coming}) < len(coming) or len({post.id for post in coming}) < len(coming):
+            return None
+        for post in coming:  # a name held by a file not in this change is a clash
+            if (self._slugs.get(post.slug, post.source) not in changed
+                    or self._ids.get(post.id, post.source) not in changed):
+                return None
+        replaced = {source: self.by_source.pop(source, None) for source in changed}
+        for old in replaced.values():
+            if old is not None:
+                del self._slugs[old.slug], self._ids[old.id]
+        for post in coming:
+            self.by_source[post.source] = post
+            self._slugs[post.slug] = self._ids[post.id] = post.source
+        return replaced
