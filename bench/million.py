@@ -12,8 +12,9 @@ Not run in CI: the corpus alone takes minutes to write. Steps, each a whole proc
    and with --validator a few are put through the W3C validator;
 3. pickup: a post added, edited, deleted in turn (--pickups times), each timed from the write
    until the served all-posts feed shows it (polled with If-None-Match, as an aggregator polls);
-4. restart: SIGTERM (the cache is written at exit), then `feedsvc serve` again on the unchanged
-   folder, until /healthz answers 200.
+4. restart: once the service has written its cache (it does when the folder has been quiet for
+   a while; the wait is printed), SIGTERM, then `feedsvc serve` again on the unchanged folder,
+   until /healthz answers 200.
 
 Peak memory is the largest sum of the proportional set sizes of the server's processes (server,
 worker, parse workers: shared pages counted once), sampled every 100 ms. Printed: each figure beside its goal. Shared, noisy machine:
@@ -179,6 +180,17 @@ def pickup(base: str, content: Path, runs: int) -> list[float]:
     return latencies
 
 
+def cache_written(cache: Path, *, since: float, timeout: float) -> float:
+    """Seconds until the service has written its cache after the last change (it does so once
+    the folder has been quiet a while), so the restart measures a restart with a cache."""
+    started = time.time()
+    while time.time() - started < timeout:
+        if any(path.stat().st_mtime > since for path in cache.glob("state-*.pickle")):
+            return time.time() - started
+        time.sleep(0.5)
+    raise TimeoutError("the cache was not written")
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -212,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"feeds: {feeds} checked, {len(failures)} failing", *failures, sep="\n  ", flush=True)
         latencies = pickup(server.base, content, args.pickups)
         figures["pickup_p50_s"], figures["pickup_p95_s"] = statistics.median(latencies), p95(latencies)
+        figures["cache_written_s"] = cache_written(cache, since=time.time(), timeout=900)
     finally:
         server.stop()
     figures["cold_peak_mb"] = server.peak_mb

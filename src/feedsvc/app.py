@@ -72,7 +72,8 @@ def start_background(app: Flask) -> Background:
 
     def rebuild(paths: set[str] | None) -> datetime | None:
         publisher.rebuild(paths)
-        schedule.when_quiet(publisher.persist, seconds=30.0, at_most=300.0, job_id="persist")
+        if publisher.unsaved:  # not after a rescan that found nothing new: it would only put the write off
+            schedule.when_quiet(publisher.persist, seconds=30.0, at_most=300.0, job_id="persist")
         return publisher.next_due
 
     websub = purger = None

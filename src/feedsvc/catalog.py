@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import operator
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,17 @@ def sort_key(post: Post) -> tuple[float, str]:
     return (-post.date.timestamp(), post.slug)
 
 
+def newest_first(posts: Iterable[Post]) -> list[Post]:
+    """Sorted by sort_key, the way a million posts sort in a second: two stable sorts on keys
+    compared in C (a slug, then a date; `reverse` keeps ties in order) instead of sort_key's tuples."""
+    ordered = sorted(posts, key=_SLUG)
+    ordered.sort(key=_DATE, reverse=True)
+    return ordered
+
+
+_SLUG, _DATE = operator.attrgetter("slug"), operator.attrgetter("date")
+
+
 def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] = (),
                   hidden: Collection[str] = ()) -> Catalog:
     """`keep`: paths of channels that have served entries; one with no posts now is listed empty, so its
@@ -41,7 +53,7 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     retired in the configuration, never listed, posts or not (their URLs answer 301 or 410).
     """
     posts = list(posts)
-    visible = sorted((p for p in posts if is_visible(p, now)), key=sort_key)
+    visible = newest_first(p for p in posts if is_visible(p, now))
     future = [p.date for p in posts if not p.draft and p.date > now]
     groups: dict[tuple[ChannelKind, str], list[Post]] = defaultdict(list)
     channels: dict[tuple[ChannelKind, str], Channel] = {(ALL.kind, ALL.slug): ALL}  # a name's first spelling wins
@@ -109,7 +121,7 @@ class CatalogIndex:
 
     def _reset(self, posts: Iterable[Post], now: datetime) -> None:
         posts = list(posts)
-        self._visible = sorted((p for p in posts if is_visible(p, now)), key=sort_key)
+        self._visible = newest_first(p for p in posts if is_visible(p, now))
         self._future = sorted((p for p in posts if not p.draft and p.date > now), key=_future_key)
         self._groups = defaultdict(list)
         for post in self._visible:

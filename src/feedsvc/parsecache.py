@@ -32,13 +32,13 @@ from feedsvc.stamps import Stamp, fingerprints
 
 logger = logging.getLogger(__name__)
 
-Signature = tuple[int, int, int, int]
+Version = int  # scan.packed: a file's stat signature as one int
 
 
 @dataclass(slots=True)
 class CachedState:
-    # source -> (stat signature, last good post, current problem)
-    files: dict[str, tuple[Signature, Post | None, Problem | None]] = field(default_factory=dict)
+    # source -> (stat signature, packed; last good post; current problem)
+    files: dict[str, tuple[Version, Post | None, Problem | None]] = field(default_factory=dict)
     feeds: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = field(default_factory=dict)
     stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
@@ -66,7 +66,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 3)  # 3: this file's layout
+_LAYOUT = ("feedsvc-cache", 5)  # 5: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -156,7 +156,7 @@ class ParseCache:
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
             return CachedState()
 
-    def save_state(self, *, files: dict[str, tuple[Signature, Post | None, Problem | None]],
+    def save_state(self, *, files: dict[str, tuple[Version, Post | None, Problem | None]],
                    feeds: Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed], stamps: Mapping[str, Stamp],
                    bodies: dict[str, tuple[str, str]]) -> None:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts)."""

@@ -125,6 +125,11 @@ class Publisher:
                 and scan.problems == old.problems
                 and scan.folder_ok == (old.status == "ok") and (due is None or due > now))
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether the cache is behind: something changed since it was last written."""
+        return self._dirty
+
     def persist(self) -> None:
         """Write parsed posts, rendered feeds and stamps to the cache, if anything changed since the last time."""
         with self._lock:  # a consistent copy; the slow part, writing, happens outside

@@ -26,7 +26,8 @@ from feedsvc.model import EPOCH, Post, Problem
 from feedsvc.unique import Published
 
 Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
-CachedFile = tuple[Signature, Post | None, Problem | None]
+Version = int  # a Signature packed into one int (see packed): a quarter of the memory, kept per file
+CachedFile = tuple[Version, Post | None, Problem | None]
 PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
 _SKEW_NS = 2_000_000_000  # an mtime further ahead of the clock than this is a wrong clock, not a write in progress
 
@@ -47,7 +48,7 @@ class ScanResult:
 
 @dataclass(slots=True)
 class _Entry:
-    signature: Signature
+    version: Version
     post: Post | None  # the last good version, kept while the file is broken
     problem: Problem | None
 
@@ -117,11 +118,12 @@ class ContentFolder:
         for source, (path, signature) in found.items():
             self._note_future(source, signature[0], now_ns)
             entry = self._entries.get(source)
-            if entry is not None and entry.signature == signature:
+            version = packed(signature)
+            if entry is not None and entry.version == version:
                 continue
-            if source in cached and cached[source][0] == signature:
+            if source in cached and cached[source][0] == version:
                 _, last_good, cached_problem = cached[source]
-                self._entries[source] = _Entry(signature, last_good, cached_problem)
+                self._entries[source] = _Entry(version, last_good, cached_problem)
                 self._touched.add(source)
             elif settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
                 self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
@@ -160,7 +162,7 @@ class ContentFolder:
 
     def state(self) -> dict[str, CachedFile]:
         """What a later run may trust without reading the files again (see parsecache)."""
-        return {source: (e.signature, e.post, e.problem) for source, e in self._entries.items()}
+        return {source: (e.version, e.post, e.problem) for source, e in self._entries.items()}
 
     def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
         self._touched.add(source)
@@ -168,10 +170,10 @@ class ContentFolder:
             self._entries.pop(source, None)
             return
         if isinstance(result, Post):
-            self._entries[source] = _Entry(signature, result, None)
+            self._entries[source] = _Entry(packed(signature), result, None)
         else:  # keep serving the last good version while the file is broken
             old = self._entries.get(source)
-            self._entries[source] = _Entry(signature, old.post if old else None, result)
+            self._entries[source] = _Entry(packed(signature), old.post if old else None, result)
 
     def _look_at(self, paths: set[str]) -> tuple[dict[str, tuple[str, Signature]], set[str]]:
         """Stat just these paths: a file, a folder that appeared (walked), or something now gone."""
@@ -310,6 +312,16 @@ def _read_up_to(f: BinaryIO, size: int) -> bytes:
 def revision_of(signature: Signature) -> str:
     """A file version as text, kept in its Post: the body is read later only from this same version."""
     return "-".join(f"{part:x}" for part in signature)
+
+
+def packed(signature: Signature) -> Version:
+    """One int for four: each part in 64 bits (times shifted, as they may be before 1970), so two
+    versions are equal exactly when their signatures are."""
+    mtime_ns, size, inode, ctime_ns = signature
+    return (((mtime_ns + _HALF) << 64 | size) << 64 | inode) << 64 | (ctime_ns + _HALF)
+
+
+_HALF = 1 << 63
 
 
 def signature_of(st: os.stat_result) -> Signature:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 from collections.abc import Callable, Container, Iterable
 
 from feedsvc.config import Settings
 from feedsvc.content import derived_id, post_url
 from feedsvc.model import Post, Problem
 
+_SOURCE = operator.attrgetter("source")
+
 
 def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], list[Problem]]:
     taken_ids: dict[str, Post] = {}
     taken_slugs: dict[str, Post] = {}
     kept, problems = [], []
-    for post in sorted(posts, key=lambda p: p.source):
+    for post in sorted(posts, key=_SOURCE):
         slug_clash = taken_slugs.get(post.slug)
         if slug_clash is not None:
             post = _with_slug(post, _free(post.slug, "-", taken_slugs, post), settings)
@@ -57,6 +60,9 @@ def _with_slug(post: Post, slug: str, settings: Settings) -> Post:
                                id=derived_id(slug, post.date, settings) if derived else post.id)
 
 
+_ONE_BY_ONE = 1000  # files changed at once up to which a change is applied alone; more (a first scan) go all through
+
+
 class Published:
     """The folder's posts as make_unique publishes them, kept up to date one change at a time.
 
@@ -76,7 +82,8 @@ class Published:
                everything: Callable[[], Iterable[Post]]) -> tuple[list[Post], list[Post]]:
         """Files whose post changed (None: it has none now); `everything`: every file's post, for a
         whole pass. Returns the published posts that left and those that came (an edit is both)."""
-        if not self.clashes and (replaced := self._apply(changed)) is not None:
+        if (self.by_source and not self.clashes and len(changed) <= _ONE_BY_ONE
+                and (replaced := self._apply(changed)) is not None):
             removed = [post for source, post in replaced.items() if post is not None and changed[source] is not post]
             added = [post for source, post in changed.items() if post is not None and replaced[source] is not post]
             return removed, added
