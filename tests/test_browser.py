@@ -145,3 +145,16 @@ def test_every_link_on_the_rendered_preview_answers(site: str, tmp_path: Path) -
                     *(f"{site}/feeds/category/sport.{fmt}" for fmt in ("atom", "rss", "json"))}
     broken = {url: status for url in sorted(urls) if (status := http_get(url)[0]) != 200}
     assert broken == {}
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss"])
+def test_a_feed_opened_in_the_browser_is_a_readable_page(site: str, tmp_path: Path, fmt: str) -> None:
+    """A browser navigation (Sec-Fetch-Dest: document) gets the feed's page at the feed's own address."""
+    dom = run_chromium(tmp_path, "--dump-dom", f"{site}/feeds/category/sport.{fmt}").decode("utf-8")
+    page = Anchors(dom)
+    assert page.h1 == f"{SITE_TITLE}: Sport", dom[:2000]
+    assert "paste one of these addresses into your feed reader" in dom
+    titles = [text for _, text in page.links]
+    assert "Cup final" in titles and "Regatta weekend" in titles and "Tram line opens" not in titles
+    status, _, raw = http_get(f"{site}/feeds/category/sport.{fmt}")
+    assert status == 200 and raw.lstrip().startswith(b"<?xml")  # readers get the feed itself

@@ -95,7 +95,7 @@ def test_feed_responses_carry_validators(newsroom: None, client: FlaskClient, pa
     etag = response.headers["ETag"]
     assert STRONG_ETAG.fullmatch(etag), etag
     assert response.headers["Cache-Control"] == "max-age=300"
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == "Accept-Encoding, Sec-Fetch-Dest"
     # Dated when its posts last changed, told alike by the header and the document; the files were
     # written after the app's clock says it is (NOW), and no feed is dated in the future.
     assert response.last_modified == NOW
@@ -186,7 +186,7 @@ def test_gzip_body_is_the_identity_body(newsroom: None, client: FlaskClient, pat
     assert "Content-Encoding" not in identity.headers
     assert gzip.decompress(zipped.data) == identity.data
     assert zipped.content_type == identity.content_type
-    assert zipped.headers["Vary"] == "Accept-Encoding"
+    assert zipped.headers["Vary"] == "Accept-Encoding, Sec-Fetch-Dest"
     assert STRONG_ETAG.fullmatch(zipped.headers["ETag"])
     assert zipped.headers["ETag"] != identity.headers["ETag"]
     assert zipped.last_modified == identity.last_modified
@@ -201,7 +201,7 @@ def test_gzip_etag_revalidates(newsroom: None, client: FlaskClient, path: str) -
     assert revalidated.status_code == 304
     assert revalidated.data == b""
     assert revalidated.headers["ETag"] == etag
-    assert revalidated.headers["Vary"] == "Accept-Encoding"
+    assert revalidated.headers["Vary"] == "Accept-Encoding, Sec-Fetch-Dest"
     # The gzip validator names the gzip representation: an identity client holding it gets a fresh body.
     plain = client.get(path, headers={"If-None-Match": etag})
     assert plain.status_code == 200 and "Content-Encoding" not in plain.headers

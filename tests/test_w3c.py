@@ -7,6 +7,7 @@ post. The validator lives beside the project (../shared/tools/w3c-feedvalidator)
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,18 @@ def test_every_archive_page_is_valid(content: Path, tmp_path: Path) -> None:
         assert sum("?before=" in url for url in urls) >= 10, urls
         out = validate("-q", *urls).strip().splitlines()[-1]
         assert out == f"w3c-validate: {len(urls)} feeds, 0 not clean", out
+
+
+def test_configured_feeds_in_every_content_policy_are_valid(content: Path, tmp_path: Path) -> None:
+    """deploy/feedsvc.toml's feeds (a filter, summary and excerpt policies, a byte budget), `featured`,
+    per-language feeds, the icon and logo, <ttl> and the browser stylesheet line."""
+    out, base = tmp_path / "export", "https://feeds.example.org"
+    subprocess.run([sys.executable, "-m", "feedsvc", "build", "--content", str(content), "--out", str(out),
+                    "--base-url", base], check=True, capture_output=True, timeout=120,
+                   env={**os.environ, "FEEDSVC_CONFIG": str(ROOT / "deploy" / "feedsvc.toml")})
+    shapes = [out / "feeds" / name for name in ("harbour.atom", "digest.rss", "teasers.atom", "featured.rss",
+                                                "lang/fr.atom")]
+    assert all(shape.exists() for shape in shapes), sorted(p.name for p in (out / "feeds").iterdir())
+    documents = list(out.rglob("*.atom")) + list(out.rglob("*.rss"))
+    summary = validate("--export", str(out), "--base-url", base).strip().splitlines()[-1]
+    assert summary == f"w3c-validate: {len(documents)} feeds, 0 not clean", summary

@@ -15,6 +15,7 @@ from feedsvc.config import Settings, load_settings
 from feedsvc.fastpath import FastFeeds
 from feedsvc.leader import LeaderLock
 from feedsvc.metrics import Metrics
+from feedsvc.polling import PollWatch
 from feedsvc.publisher import Clock, OnChange, Publisher, utc_now
 from feedsvc.purge import CachePurger
 from feedsvc.schedule import RebuildSchedule
@@ -35,12 +36,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.url_map.merge_slashes = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["feedsvc"] = publisher
+    polls = PollWatch(min_interval=settings.min_poll_interval)
     metrics = app.extensions["feedsvc.metrics"] = Metrics(
         lambda: publisher.snapshot, lambda: publisher.builds, lambda: app.extensions.get("feedsvc.websub"),
-        purger=lambda: app.extensions.get("feedsvc.purge"), pages=lambda: publisher.pages)
+        purger=lambda: app.extensions.get("feedsvc.purge"), pages=lambda: publisher.pages, polls=polls)
     app.register_blueprint(web.blueprint)
     app.wsgi_app = app.extensions["feedsvc.fastpath"] = FastFeeds(  # type: ignore[method-assign]
-        app.wsgi_app, publisher, metrics)
+        app.wsgi_app, publisher, metrics, polls)
     return app
 
 

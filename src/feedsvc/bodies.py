@@ -10,7 +10,9 @@ The post's last rendering is shown instead, or its summary until the next rebuil
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
+from html import escape
 
 from feedsvc.lru import SizedLRU
 from feedsvc.markup import render_markdown, summary_html, with_lead_image
@@ -18,6 +20,7 @@ from feedsvc.model import Post
 from feedsvc.yamlfront import read_body
 
 logger = logging.getLogger(__name__)
+MORE = re.compile(r"^[ \t]*<!--\s*more\s*-->[ \t]*$", re.MULTILINE | re.IGNORECASE)  # WordPress's and Hugo's
 _CACHE_BYTES = 16 * 1024 * 1024  # the entries of the feeds made in each rebuild, and some; bounded whatever is asked
 Key = tuple[str, str, str, str | None, str]  # source, revision, url, image, summary: what the HTML depends on
 
@@ -44,6 +47,28 @@ class Bodies:
         except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
             logger.exception("%s: body cannot be rendered; showing its summary", post.source)
             html = summary_html(post.summary)
+        self._cache.put(key, html)
+        return html
+
+    def excerpt(self, post: Post) -> str:
+        """The body up to its `<!--more-->` line, then a link to the rest; the whole body if it has none.
+
+        For feeds whose content policy is `excerpt`: what readers show says there is more, and where.
+        """
+        key = ("more:" + post.source, *_key(post)[1:])
+        if (found := self._cache.get(key)) is not None:
+            return found
+        data = self._read(post.source, post.revision)
+        body = read_body(data) if data is not None else None
+        cut = MORE.search(body) if body is not None else None
+        if body is None or cut is None:
+            return self.html(post)
+        try:
+            html = with_lead_image(render_markdown(body[:cut.start()], post.url), post.image, post.summary)
+        except Exception:
+            logger.exception("%s: excerpt cannot be rendered; showing its summary", post.source)
+            html = summary_html(post.summary)
+        html += f'<p><a href="{escape(post.url)}">Continue reading \u201c{escape(post.title)}\u201d</a></p>'
         self._cache.put(key, html)
         return html
 

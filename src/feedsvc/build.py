@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedsvc.catalog import Catalog, build_catalog, sort_key
-from feedsvc.config import Settings
+from feedsvc.catalog import Catalog, FeedRule, build_catalog, sort_key
+from feedsvc.config import CONTENT_POLICIES, Settings
 from feedsvc.model import (
     EPOCH,
     ChannelKind,
@@ -36,7 +36,7 @@ from feedsvc.model import (
 )
 from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
-from feedsvc.render import Job, gzip_bytes, render_feeds
+from feedsvc.render import Job, gzip_bytes, render_feed, render_feeds
 from feedsvc.scan import ScanResult
 from feedsvc.stamps import Stamp, fingerprints, restamp
 from feedsvc.urls import feed_info, feed_url
@@ -56,6 +56,11 @@ class Built:
     next_due: datetime | None = None  # when the earliest future-dated post goes live
 
 
+def feed_rules(settings: Settings) -> tuple[FeedRule, ...]:
+    """The configured feeds (and `featured`) as the catalog applies them; filters parsed once here."""
+    return tuple(FeedRule(spec.slug, spec.rule(), always=spec in settings.feeds) for spec in settings.feed_specs)
+
+
 def hidden_paths(settings: Settings) -> frozenset[str]:
     """Channels renamed or retired in the configuration: never published (their URLs answer 301 or 410)."""
     return frozenset(settings.retired) | {old for old, _ in settings.redirects}
@@ -63,20 +68,23 @@ def hidden_paths(settings: Settings) -> frozenset[str]:
 
 def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now: datetime, html: Html,
                    removed_at: RemovedAt, floors: Mapping[str, datetime] | None = None,
-                   catalog: Catalog | None = None) -> tuple[Snapshot, Built]:
+                   catalog: Catalog | None = None, excerpt: Html | None = None) -> tuple[Snapshot, Built]:
     """The Snapshot for `scan` at `now`, and what the next build needs of this one.
 
     `floors`: channel path -> a time its stamp must be after (see Publisher.date_after).
     `catalog`: the scan's posts as catalog.CatalogIndex keeps them (made here when not given).
+    `excerpt`: a post's body up to <!--more--> (bodies.Bodies.excerpt), for feeds whose content policy says so.
     """
     if catalog is None:
-        catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings))
+        catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings),
+                                feeds=feed_rules(settings))
     # A deleted post left every channel it was in: its folder is looked at once, not once per channel.
     stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=functools.cache(removed_at),
                       floors=floors or {})
     times = {listing.channel.path: stamps[listing.channel.path].at for listing in catalog.listings}
     infos = {listing.channel.path: feed_info(settings, listing.channel) for listing in catalog.listings}
-    prebuilt, feeds = _prebuild(catalog, times, infos, previous.prebuilt, settings=settings, html=html)
+    prebuilt, feeds = _prebuild(catalog, times, infos, previous.prebuilt, settings=settings, html=html,
+                                excerpt=excerpt)
     snapshot = _snapshot(scan, catalog, times, infos, feeds, settings=settings, now=now)
     return snapshot, Built(stamps=stamps, prebuilt=prebuilt, next_due=catalog.next_due)
 
@@ -153,8 +161,30 @@ def _holds(posts: tuple[Post, ...], post: Post) -> bool:
     return at < len(posts) and posts[at] is post
 
 
+def bodies_for(policy: str, pages: list[Page], *, html: Html, excerpt: Html | None) -> dict[str, str]:
+    """The entries' HTML for feeds of a content policy: none for `summary`, cut at <!--more--> for `excerpt`."""
+    if policy == "summary":
+        return {}
+    return made_bodies(pages, excerpt if policy == "excerpt" and excerpt is not None else html)
+
+
+def within_budget(settings: Settings, listing: Listing, info: FeedInfo, fmt: FeedFormat, at: datetime,
+                  feed: RenderedFeed, *, page: Page, bodies: Callable[[list[Page]], Mapping[str, str]],
+                  before: str | None = None, limit: int | None = None) -> RenderedFeed:
+    """`feed`, or, over its feed's byte budget, the same page with fewer entries: those that do not fit
+    go on to the next page (its `next` link starts after the last one kept), none is cut short."""
+    count = len(page.posts)
+    while info.max_bytes and len(feed.body) > info.max_bytes and count > 1:
+        count = max(1, min(count - 1, count * info.max_bytes // len(feed.body)))
+        smaller = paginate(listing.channel, listing.posts, before=before, limit=count, hubs=settings.websub_hubs,
+                           url=lambda cursor: feed_url(settings, listing.channel, fmt, before=cursor, limit=limit))
+        assert smaller is not None  # the cursor was good for the larger page
+        feed = render_feed(info, smaller, fmt, bodies=bodies([smaller]), updated=at)
+    return feed
+
+
 def _prebuild(catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[str, FeedInfo], previous: Prebuilt, *,
-              settings: Settings, html: Html) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
+              settings: Settings, html: Html, excerpt: Html | None) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
     """The subscription documents of the kinds made in every rebuild, re-rendering only changed ones."""
     jobs: dict[str, Job] = {}
     for listing in catalog.listings:
@@ -166,9 +196,15 @@ def _prebuild(catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[st
                 jobs[f"{listing.channel.path}.{fmt.value}"] = (info, page, fmt, times[listing.channel.path])
     keys = {name: (page, fmt, at) for name, (_, page, fmt, at) in jobs.items()}
     missing = [job for name, job in jobs.items() if keys[name] not in previous]
-    bodies = made_bodies([page for _, page, _, _ in missing], html)
-    fresh = dict(zip([(page, fmt, at) for _, page, fmt, at in missing], render_feeds(missing, bodies=bodies),
-                     strict=True))
+    listings = {listing.channel.path: listing for listing in catalog.listings}
+    fresh = {}
+    for policy in CONTENT_POLICIES:  # each its own bodies: an excerpt is not the whole post
+        if group := [job for job in missing if job[0].content == policy]:
+            bodies = bodies_for(policy, [page for _, page, _, _ in group], html=html, excerpt=excerpt)
+            for (info, page, fmt, at), feed in zip(group, render_feeds(group, bodies=bodies), strict=True):
+                fresh[(page, fmt, at)] = within_budget(
+                    settings, listings[info.channel.path], info, fmt, at, feed, page=page,
+                    bodies=functools.partial(bodies_for, policy, html=html, excerpt=excerpt))
     prebuilt = {key: previous.get(key) or fresh[key] for key in keys.values()}
     return prebuilt, {name: prebuilt[key] for name, key in keys.items()}
 

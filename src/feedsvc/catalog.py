@@ -6,7 +6,7 @@ import bisect
 import functools
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,8 +46,18 @@ def newest_first(posts: Iterable[Post]) -> list[Post]:
 _SLUG, _DATE = operator.attrgetter("slug"), operator.attrgetter("date")
 
 
+@dataclass(frozen=True, slots=True)
+class FeedRule:
+    """A configured feed as the catalog sees it (config.FeedSpec): which posts, and whether it is
+    listed while it has none (a configured feed is; the implicit `featured` is not)."""
+
+    slug: str
+    holds: Callable[[Post], bool]
+    always: bool = True
+
+
 def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] = (),
-                  hidden: Collection[str] = ()) -> Catalog:
+                  hidden: Collection[str] = (), feeds: Sequence[FeedRule] = ()) -> Catalog:
     """`keep`: paths of channels that have served entries; one with no posts now is listed empty, so its
     URL keeps answering (readers give up on a feed after a few 404s). `hidden`: paths renamed or
     retired in the configuration, never listed, posts or not (their URLs answer 301 or 410).
@@ -59,11 +69,11 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     channels: dict[tuple[ChannelKind, str], Channel] = {(ALL.kind, ALL.slug): ALL}  # a name's first spelling wins
     for post in visible:
         if post.in_feeds:
-            for channel in _channels_of(post):
+            for channel in _channels_of(post, feeds):
                 key = (channel.kind, channel.slug)
                 channels.setdefault(key, channel)
                 groups[key].append(post)
-    for channel in filter(None, map(Channel.at, keep)):
+    for channel in _kept(keep, feeds):
         channels.setdefault((channel.kind, channel.slug), channel)
     order = sorted((k for k in channels if channels[k].path not in hidden),
                    key=lambda k: (_KIND_ORDER.index(k[0]), channels[k].name.casefold(), k[1]))
@@ -92,7 +102,8 @@ class CatalogIndex:
     way; tests compare the two.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, feeds: Sequence[FeedRule] = ()) -> None:
+        self._feeds = tuple(feeds)
         self._visible: list[Post] = []
         self._future: list[Post] = []  # not drafts, dated after `_now`, by date
         self._groups: dict[ChannelKey, list[Post]] = {}
@@ -126,7 +137,7 @@ class CatalogIndex:
         self._groups = defaultdict(list)
         for post in self._visible:
             if post.in_feeds:
-                for channel in _channels_of(post):
+                for channel in _channels_of(post, self._feeds):
                     self._groups[(channel.kind, channel.slug)].append(post)
         self._groups = dict(self._groups)
         self._listings = {}
@@ -142,7 +153,7 @@ class CatalogIndex:
         bisect.insort(self._visible, post, key=sort_key)
         self._by_slug[post.slug] = post
         if post.in_feeds:
-            for channel in _channels_of(post):
+            for channel in _channels_of(post, self._feeds):
                 key = (channel.kind, channel.slug)
                 bisect.insort(self._groups.setdefault(key, []), post, key=sort_key)
                 dirty.add(key)
@@ -156,7 +167,7 @@ class CatalogIndex:
         if self._by_slug.get(post.slug) is post:
             del self._by_slug[post.slug]
         if post.in_feeds:
-            for channel in _channels_of(post):
+            for channel in _channels_of(post, self._feeds):
                 key = (channel.kind, channel.slug)
                 group = self._groups.get(key)
                 if group is not None and _take(group, post, sort_key):
@@ -166,9 +177,9 @@ class CatalogIndex:
 
     def _catalog(self, keep: Iterable[str], hidden: Collection[str]) -> Catalog:
         # A channel's name is its first spelling in the order build_catalog goes: its newest post's.
-        channels = {key: _spelled(key, group[0]) for key, group in self._groups.items()}
+        channels = {key: _spelled(key, group[0], self._feeds) for key, group in self._groups.items()}
         channels.setdefault((ALL.kind, ALL.slug), ALL)
-        for channel in filter(None, map(Channel.at, keep)):
+        for channel in _kept(keep, self._feeds):
             channels.setdefault((channel.kind, channel.slug), channel)
         order = sorted((k for k in channels if channels[k].path not in hidden),
                        key=lambda k: (_KIND_ORDER.index(k[0]), channels[k].name.casefold(), k[1]))
@@ -193,18 +204,27 @@ def _take(posts: list[Post], post: Post, key: Callable[[Post], Any]) -> bool:
     return False
 
 
-def _spelled(key: ChannelKey, post: Post) -> Channel:
-    return next(channel for channel in _channels_of(post) if (channel.kind, channel.slug) == key)
+def _spelled(key: ChannelKey, post: Post, feeds: Sequence[FeedRule]) -> Channel:
+    return next(channel for channel in _channels_of(post, feeds) if (channel.kind, channel.slug) == key)
+
+
+def _kept(keep: Iterable[str], feeds: Sequence[FeedRule]) -> Iterator[Channel]:
+    """Channels listed with or without posts: those that have served entries, and configured feeds."""
+    yield from filter(None, map(Channel.at, keep))
+    yield from (_term_channel(ChannelKind.FEED, rule.slug, rule.slug) for rule in feeds if rule.always)
 
 
 _KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
 
 
-def _channels_of(post: Post) -> list[Channel]:
+def _channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
     channels = [ALL]
+    channels += [_term_channel(ChannelKind.FEED, rule.slug, rule.slug) for rule in feeds if rule.holds(post)]
     channels += [_term_channel(ChannelKind.CATEGORY, t.slug, t.name) for t in post.categories]
     channels += [_term_channel(ChannelKind.TAG, t.slug, t.name) for t in post.tags]
     channels += [_term_channel(ChannelKind.AUTHOR, _author_slug(a.name), a.name) for a in post.authors]
+    if post.lang:
+        channels.append(_term_channel(ChannelKind.LANG, post.lang.lower(), post.lang))
     return [c for c in channels if c.slug]
 
 

@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--date", metavar="WHEN", help="publication time, ISO 8601 (default: now); "
                      "without an offset it is in FEEDSVC_TIMEZONE")
     new.add_argument("--draft", action="store_true", help="mark it `draft: true`: never published until removed")
+    doctor = commands.add_parser("doctor", help="check a public deployment from outside, as feed readers see it")
+    doctor.add_argument("url", metavar="URL", help="the site's public address, e.g. https://feeds.example.org")
+    doctor.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="for each request (default 10)")
+    doctor.add_argument("--json", action="store_true", help="as a JSON object, for scripts")
     return parser
 
 
@@ -58,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(markdown_table(), end="")
         return 0
+    if args.command == "doctor":  # looks at a site from outside: no settings, no content folder
+        return _doctor(args)
     flags = {k: v for k, v in vars(args).items() if k in ("content_dir", "base_url", "host", "port")}
     try:
         settings, sources = load_settings_with_sources(**flags)
@@ -70,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _config(settings, sources, as_json=args.json)
     configure_logging(settings)
     return {"serve": _serve, "build": _build, "check": _check, "new": _new}[args.command](settings, args)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from feedsvc.doctor import doctor
+
+    return doctor(args.url, timeout=args.timeout, as_json=args.json)
 
 
 def _config(settings: Settings, sources: dict[str, str], *, as_json: bool) -> int:

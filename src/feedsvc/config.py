@@ -9,7 +9,9 @@ string becomes its value) is the one description of a setting: the README's tabl
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from feedsvc.filters import Filter, FilterError, parse_filter
 from feedsvc.renames import check_renames, one_hop
 
 ENV_PREFIX = "FEEDSVC_"
@@ -57,6 +60,53 @@ def _pairs(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
+CONTENT_POLICIES = ("full", "summary", "excerpt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSpec:
+    """One feed defined in the configuration (a `[[feeds]]` table): its posts are those its filter
+    holds (see feedsvc.filters), served at /feeds/<slug>.atom|.rss|.json like every other feed."""
+
+    slug: str
+    title: str
+    description: str = ""
+    filter: str = "everything"
+    content: str = "full"  # full | summary (the description only) | excerpt (up to <!--more-->)
+    max_bytes: int = 0  # a document's byte budget (e.g. 2000000 for Google News); entries that do not fit page on
+
+    def rule(self) -> Filter:
+        return parse_filter(self.filter)
+
+
+FEATURED = FeedSpec(slug="featured", title="Featured", description="Posts marked featured", filter="featured")
+
+
+def _feed_specs(value: Any) -> tuple[FeedSpec, ...]:
+    """`[[feeds]]` tables from the TOML file, or the same as a JSON list (FEEDSVC_FEEDS)."""
+    if isinstance(value, str) and not value.strip():
+        return ()
+    items = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ValueError(value)
+    specs = []
+    for number, item in enumerate(items, 1):
+        known = {f.name for f in dataclasses.fields(FeedSpec)}
+        if unknown := sorted(set(item) - known):
+            raise ConfigError(f"feeds: feed {number} ({item.get('slug', '?')!r}): unknown key {unknown[0]!r} "
+                              f"(known: {', '.join(sorted(known))})")
+        for key in ("slug", "title"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ConfigError(f"feeds: feed {number}: `{key}` is required and must be text")
+        if not isinstance(item.get("max_bytes", 0), int) or isinstance(item.get("max_bytes"), bool):
+            raise ConfigError(f"feeds: {item['slug']!r}: max_bytes must be a whole number of bytes")
+        for key in ("description", "filter", "content"):
+            if key in item and not isinstance(item[key], str):
+                raise ConfigError(f"feeds: {item['slug']!r}: `{key}` must be text")
+        specs.append(FeedSpec(**item))
+    return tuple(specs)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Every knob in one place; the README's configuration table is made from these fields.
@@ -91,6 +141,19 @@ class Settings:
     site_description: str = _setting("Latest posts", "Feed subtitle / RSS channel description; also on the index page.")
     author: str = _setting("feedsvc", "Feed author (Atom requires one); posts may name their own.")
     language: str = _setting("en", "Feed language (RFC 5646 tag).")
+    feed_icon: str = _setting(
+        "", "URL of a square icon for every feed (Atom `icon`, JSON Feed `favicon`/`icon`); empty: none.",
+    )
+    feed_logo: str = _setting(
+        "", "URL of a logo for every feed (Atom `logo`, RSS `<image>`, JSON Feed `icon` unless an icon is set); "
+        "empty: none.",
+    )
+    feeds: tuple[FeedSpec, ...] = _setting(
+        (), "Feeds defined by a filter over front matter: `[[feeds]]` tables in the TOML file (`slug`, `title`, "
+        "`description`, `filter`, `content`, `max_bytes`), or the same as a JSON list. See "
+        "[Feeds of your own](#feeds-of-your-own). A `featured` feed exists unless one is defined here.",
+        _feed_specs,
+    )
     post_url: str = _setting(
         "{base_url}/posts/{slug}", "Link pattern for posts: `{base_url}`, `{slug}`, `{year}`, `{month}`, `{day}`.",
     )
@@ -116,6 +179,11 @@ class Settings:
     )
     cache_max_age: int = _setting(
         300, "`Cache-Control: max-age` of feeds, the OPML list and redirects, in seconds.", int,
+    )
+    min_poll_interval: int = _setting(
+        0, "Seconds: a client (address and User-Agent) that fetches the same feed in full again sooner gets `429` "
+        "with `Retry-After`; conditional requests are never refused. 0 (the default) refuses none. Behind a "
+        "proxy or CDN every reader shares its address: set it there instead.", int,
     )
     max_limit: int = _setting(500, "Largest `?limit=N` a feed URL accepts (larger values are capped).", int)
     log_format: str = _setting("text", "`text`, or `json` for one JSON object per line (ours and the server's).")
@@ -160,6 +228,16 @@ class Settings:
         return cls(**_normalised(values))
 
     @property
+    def feed_specs(self) -> tuple[FeedSpec, ...]:
+        """The configured feeds, and `featured` (listed only while it has posts) unless one is configured."""
+        if any(spec.slug == FEATURED.slug for spec in self.feeds):
+            return self.feeds
+        return (*self.feeds, FEATURED)
+
+    def feed_spec(self, slug: str) -> FeedSpec | None:
+        return next((spec for spec in self.feed_specs if spec.slug == slug), None)
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -199,7 +277,7 @@ def _check(settings: Settings) -> None:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
-    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit"):
+    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit", "min_poll_interval"):
         if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.log_format not in ("text", "json"):
@@ -220,12 +298,37 @@ def _check(settings: Settings) -> None:
     if token and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
         raise ConfigError("FEEDSVC_ADMIN_TOKEN must be at least 16 printable ASCII characters without spaces "
                           "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe())'`)")
+    _check_feeds(settings)
+    for name in ("feed_icon", "feed_logo"):
+        if (url := getattr(settings, name)) and (urlsplit(url).scheme not in ("http", "https") or
+                                                 not urlsplit(url).hostname):
+            raise ConfigError(f"{env_name(name)}: {url!r} is not an http(s) URL")
     try:
         check_renames(settings.redirects, settings.retired)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
 
+def _check_feeds(settings: Settings) -> None:
+    seen: set[str] = set()
+    for spec in settings.feeds:
+        where = f"feeds: {spec.slug!r}"
+        if not _FEED_SLUG.fullmatch(spec.slug) or spec.slug == "all":
+            raise ConfigError(f"{where}: a slug is lower-case letters and digits with single hyphens, not 'all'")
+        if spec.slug in seen:
+            raise ConfigError(f"{where}: defined twice")
+        seen.add(spec.slug)
+        try:
+            spec.rule()
+        except FilterError as exc:
+            raise ConfigError(f"{where}: filter {spec.filter!r}: {exc}") from None
+        if spec.content not in CONTENT_POLICIES:
+            raise ConfigError(f"{where}: content must be one of {', '.join(CONTENT_POLICIES)}, got {spec.content!r}")
+        if spec.max_bytes < 0 or 0 < spec.max_bytes < 10_000:
+            raise ConfigError(f"{where}: max_bytes must be 0 (no budget) or at least 10000")
+
+
+_FEED_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
@@ -234,6 +337,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     parse = FIELDS[name].metadata["parse"]
     if parse is _pairs and not isinstance(value, str):
         return _table(value, source)
+    if parse is _feed_specs:
+        try:
+            return _feed_specs(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: expected [[feeds]] tables (a JSON list of objects in the environment), "
+                              f"got {value!r}") from None
     if isinstance(value, list) and parse is _split_list:
         if not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{source}: expected a list of strings, got {value!r}")
@@ -346,6 +457,8 @@ def as_text(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return str(value).removesuffix(".0")  # 60, not 60.0
+    if isinstance(value, tuple) and value and isinstance(value[0], FeedSpec):
+        return json.dumps([{k: v for k, v in dataclasses.asdict(spec).items()} for spec in value])
     if isinstance(value, tuple):
         return ",".join("=".join(item) if isinstance(item, tuple) else item for item in value)
     return str(value)

@@ -127,6 +127,8 @@ def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revisi
         image=_image(meta, settings),
         draft=_flag(meta, "draft", default=False),
         in_feeds=_flag(meta, "feed", default=True),
+        featured=_flag(meta, "featured", default=False),
+        lang=_lang(meta),
     )
 
 
@@ -246,6 +248,20 @@ def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise _field(key, f"must be true or false, got {describe(value)}")
     return value
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def _lang(meta: Mapping[str, Any]) -> str | None:
+    """`lang:` (or `language:`), a BCP 47 tag such as `fr` or `pt-BR`; its feed is /feeds/lang/<tag>."""
+    key = "lang" if "lang" in meta else "language"
+    text = _text(meta, key)
+    if not text:
+        return None
+    if not _LANGUAGE_TAG.fullmatch(text):
+        raise _field(key, f"{text!r} is not a language tag (for example en, fr or pt-BR)")
+    return text
 
 
 def post_url(slug: str, published: datetime, settings: Settings) -> str:

@@ -6,7 +6,9 @@ WSGI path give the same answer. A feed's headers are made once per feed (`Prepar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from werkzeug.datastructures import Accept
 from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etags
@@ -14,6 +16,14 @@ from werkzeug.http import http_date, parse_accept_header, parse_date, parse_etag
 from feedsvc.model import RenderedFeed
 
 Headers = list[tuple[str, str]]
+# A feed URL has two answers: the feed, or for a person who opened it in a browser, its HTML page.
+VARY = "Accept-Encoding, Sec-Fetch-Dest"
+
+
+def is_navigation(environ: Mapping[str, Any]) -> bool:
+    """A browser's top-level navigation (RFC-less but universal: Fetch Metadata). Feed readers send no
+    Sec-Fetch-Dest, and web readers fetching from a page send `empty`: both get the feed's bytes."""
+    return environ.get("HTTP_SEC_FETCH_DEST") == "document"
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -47,8 +57,12 @@ class Representation:
             ("ETag", self.etag),
             ("Last-Modified", http_date(feed.last_modified)),
             ("Cache-Control", f"max-age={max_age}"),  # `public` adds nothing without Authorization (RFC 9111 3.5)
-            ("Vary", "Accept-Encoding"),
+            ("Vary", VARY),
             ("X-Content-Type-Options", "nosniff"),
+            # Web-based readers fetch feeds from their own origin; they need the validators too.
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Expose-Headers", "ETag, Link"),
+            ("X-Robots-Tag", "noindex"),  # the posts' pages are what search engines should list
         ]
         if links:
             self.not_modified.append(("Link", links))

@@ -24,16 +24,26 @@ def render_json_feed(info: FeedInfo, page: Page, *, bodies: Mapping[str, str]) -
         "language": info.language,
         "authors": [{"name": info.author}],
     }
+    if info.icon or info.logo:
+        feed["icon"] = info.logo or info.icon  # JSON Feed's icon is the large one (512x512)
+    if info.icon:
+        feed["favicon"] = info.icon
     if page.links.next:
         feed["next_url"] = page.links.next
     if page.hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in page.hubs]
-    feed["items"] = [item for post in page.posts if (item := _safe_item(post, bodies, page.links.self))]
+    summary_only = info.content == "summary"
+    feed["items"] = [item for post in page.posts if (item := _safe_item(post, bodies, page.links.self, summary_only))]
     return json.dumps(feed, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _safe_item(post: Post, bodies: Mapping[str, str], feed: str) -> dict[str, Any] | None:
+def _safe_item(post: Post, bodies: Mapping[str, str], feed: str, summary_only: bool) -> dict[str, Any] | None:
     try:
+        if summary_only:  # an item must carry content_html or content_text: the summary, or else the title
+            item = _item(post, "")
+            del item["content_html"]
+            item["content_text"] = post.summary or post.title
+            return item
         return _item(post, bodies.get(post.source, ""))
     except Exception:  # one post a check missed costs its item, never the feed
         logger.exception("%s: left out of %s: it cannot be written as an item", post.source, feed)

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from feedsvc.model import Snapshot
+from feedsvc.polling import PollWatch
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -22,7 +23,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self, snapshot: Callable[[], Snapshot], builds: Callable[[], tuple[int, float]],
                  websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None,
-                 pages: Callable[[], Any | None] = lambda: None) -> None:
+                 pages: Callable[[], Any | None] = lambda: None, polls: PollWatch | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter("feedsvc_http_requests", "HTTP requests answered, by route and status.",
                                  ["route", "status"], registry=self.registry)
@@ -31,6 +32,8 @@ class Metrics:
         self._children: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
         self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger, pages))
+        if polls is not None:
+            self.registry.register(_PollCollector(polls))
 
     def observe(self, route: str, status: int, sent: int) -> None:
         """Count one answered request from any thread; cheap enough for the fast path (children are cached).
@@ -93,6 +96,34 @@ class _SnapshotCollector:
             yield _outcomes("feedsvc_cache_purges", "PURGE and BAN requests to the cache tier, by outcome.", purger)
             yield GaugeMetricFamily("feedsvc_cache_purges_pending", "PURGE and BAN requests waiting to be sent.",
                                     value=purger.pending)
+
+
+class _PollCollector:
+    """Per reader family (polling.family_of): which readers poll politely and which waste bandwidth."""
+
+    def __init__(self, polls: PollWatch) -> None:
+        self._polls = polls
+
+    def collect(self) -> Iterator[Any]:
+        reports = self._polls.report()
+        polls = CounterMetricFamily("feedsvc_feed_polls", "Feed requests, by reader family (from the User-Agent) "
+                                    "and whether they were conditional (If-None-Match or If-Modified-Since).",
+                                    labels=["family", "conditional"])
+        share = GaugeMetricFamily("feedsvc_feed_polls_conditional_ratio", "Share of a reader family's feed "
+                                  "requests that were conditional.", labels=["family"])
+        gap = GaugeMetricFamily("feedsvc_feed_poll_gap_median_seconds", "Median time between two requests for "
+                                "one feed by one client of the family (its last 512 gaps).", labels=["family"])
+        refused = CounterMetricFamily("feedsvc_feed_polls_refused", "Full fetches answered 429 for coming sooner "
+                                      "than FEEDSVC_MIN_POLL_INTERVAL.", labels=["family"])
+        for report in reports:
+            conditional = round(report.polls * report.conditional_share)
+            polls.add_metric([report.family, "yes"], conditional)
+            polls.add_metric([report.family, "no"], report.polls - conditional)
+            share.add_metric([report.family], report.conditional_share)
+            if report.median_gap is not None:
+                gap.add_metric([report.family], report.median_gap)
+            refused.add_metric([report.family], report.refused)
+        yield from (polls, share, gap, refused)
 
 
 def _outcomes(name: str, documentation: str, sender: Any) -> CounterMetricFamily:

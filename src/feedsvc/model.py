@@ -77,6 +77,8 @@ class Post:
     image: str | None = None
     draft: bool = False
     in_feeds: bool = True
+    featured: bool = False  # the seed format's `featured: true`; the `featured` feed gathers these
+    lang: str | None = None  # its language (BCP 47, e.g. `fr`, `pt-BR`) when it differs from the site's
 
 
 @_positional
@@ -116,24 +118,27 @@ class ChannelKind(enum.StrEnum):
     feeds are made in every rebuild) is said here, so a new kind is a member and a catalog rule."""
 
     ALL = "all"
+    FEED = "feed"  # defined in the configuration (`[[feeds]]`), and `featured`: at /feeds/<slug>.*
     CATEGORY = "category"
     TAG = "tag"
     AUTHOR = "author"
+    LANG = "lang"  # the posts whose `lang` is this language
 
     @property
     def prebuilt(self) -> bool:
         """Made in every rebuild (what most readers subscribe to); the others on first request."""
-        return self in (ChannelKind.ALL, ChannelKind.CATEGORY)
+        return self in (ChannelKind.ALL, ChannelKind.FEED, ChannelKind.CATEGORY, ChannelKind.LANG)
 
     @property
     def title_label(self) -> str:
         """Between the site's title and the channel's name: "News: tag harbour", "News: by Sam"."""
-        return {"category": "", "tag": "tag ", "author": "by "}.get(self.value, "")
+        return {"category": "", "tag": "tag ", "author": "by ", "lang": "in "}.get(self.value, "")
 
     @property
     def plural(self) -> str:
         """The heading of a group of such channels (index page, OPML folders)."""
-        return {"all": "All posts", "category": "Categories", "tag": "Tags", "author": "Authors"}[self.value]
+        return {"all": "All posts", "feed": "Feeds", "category": "Categories", "tag": "Tags", "author": "Authors",
+                "lang": "Languages"}[self.value]
 
 
 @dataclass(**_FROZEN)
@@ -147,7 +152,9 @@ class Channel:
     @property
     def path(self) -> str:
         """URL path below /feeds/, without the format extension."""
-        return "all" if self.kind is ChannelKind.ALL else f"{self.kind}/{self.slug}"
+        if self.kind is ChannelKind.ALL:
+            return "all"
+        return self.slug if self.kind is ChannelKind.FEED else f"{self.kind}/{self.slug}"
 
     @classmethod
     def at(cls, path: str) -> Channel | None:
@@ -158,6 +165,8 @@ class Channel:
         """
         if path == "all":
             return ALL
+        if _SLUG.fullmatch(path):
+            return cls(kind=ChannelKind.FEED, slug=path, name=path)
         if not is_channel_path(path):
             return None
         kind, _, slug = path.partition("/")
@@ -166,8 +175,9 @@ class Channel:
 
 ALL = Channel(kind=ChannelKind.ALL, slug="all", name="All posts")
 # What slugify makes of a name (content.slug_for): lower-case letters and digits, single hyphens between.
-_CHANNEL_PATH = re.compile(
-    "(?:" + "|".join(kind.value for kind in ChannelKind if kind is not ChannelKind.ALL) + r")/[a-z0-9]+(?:-[a-z0-9]+)*")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CHANNEL_PATH = re.compile("(?:" + "|".join(kind.value for kind in ChannelKind if kind not in (
+    ChannelKind.ALL, ChannelKind.FEED)) + ")/" + _SLUG.pattern)
 
 
 def is_channel_path(path: str) -> bool:
@@ -188,6 +198,11 @@ class FeedInfo:
     home_url: str  # the site the feed belongs to (RSS <link>, Atom rel="alternate")
     preview_url: str  # the HTML page of the feed
     urls: tuple[tuple[FeedFormat, str], ...]  # each format's subscription URL, also its id
+    content: str = "full"  # full | summary | excerpt: how much of each post an entry carries
+    max_bytes: int = 0  # a document's byte budget; 0: none
+    icon: str = ""  # URL of a square icon; empty: none
+    logo: str = ""  # URL of a wider logo; empty: none
+    max_age: int = 0  # seconds a reader may keep a document (Cache-Control), told in RSS <ttl> and sy:
 
     def url(self, fmt: FeedFormat) -> str:
         return dict(self.urls)[fmt]

@@ -46,7 +46,7 @@ class CachedState:
 
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
 _RUNTIME_ONLY = frozenset({"host", "port", "threads", "cache_dir", "cache_max_age", "log_format", "access_log",
-                           "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token",
+                           "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token", "min_poll_interval",
                            "redirects", "retired"})
 _PRUNE_AFTER = 30 * 86400  # seconds: the cache of a content folder not served for a month is dropped
 
@@ -66,7 +66,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 5)  # 5: this file's layout
+_LAYOUT = ("feedsvc-cache", 6)  # 6: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:

@@ -17,10 +17,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 from feedsvc.bodies import Bodies
-from feedsvc.build import Built, build_snapshot, changed_feeds, hidden_paths, made_bodies, page_of
+from feedsvc.build import (
+    Built,
+    bodies_for,
+    build_snapshot,
+    changed_feeds,
+    feed_rules,
+    hidden_paths,
+    page_of,
+    within_budget,
+)
 from feedsvc.catalog import CatalogIndex
 from feedsvc.config import Settings
-from feedsvc.model import Channel, FeedFormat, RenderedFeed, Snapshot
+from feedsvc.model import Channel, FeedFormat, Page, RenderedFeed, Snapshot
 from feedsvc.pages import PageCache
 from feedsvc.paging import parse_cursor
 from feedsvc.parsecache import ParseCache
@@ -57,7 +66,7 @@ class Publisher:
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._lock = threading.Lock()  # one rebuild at a time
-        self._index = CatalogIndex()
+        self._index = CatalogIndex(feeds=feed_rules(settings))
         self._hidden = hidden_paths(settings)
         self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
                                     for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds)
@@ -80,7 +89,8 @@ class Publisher:
             else:
                 snapshot, self._built = build_snapshot(scan, self._built, settings=self.settings, now=now,
                                                        html=self.bodies.html, removed_at=self.folder.changed_near,
-                                                       floors=self._floors, catalog=catalog)
+                                                       floors=self._floors, catalog=catalog,
+                                                       excerpt=self.bodies.excerpt)
                 self._floors, self._republish = {}, False
             self.snapshot = snapshot = dataclasses.replace(snapshot, built_at=now,
                                                            build_seconds=time.perf_counter() - started)
@@ -159,8 +169,14 @@ class Publisher:
         def make() -> RenderedFeed:
             page = page_of(self.settings, listing, fmt, before=before, limit=limit)
             assert page is not None  # the cursor is well-formed
-            bodies = made_bodies([page], self.bodies.html)
-            return render_feed(feed_info(self.settings, listing.channel), page, fmt, bodies=bodies, updated=stamp)
+            info = feed_info(self.settings, listing.channel)
+
+            def bodies(pages: list[Page]) -> dict[str, str]:
+                return bodies_for(info.content, pages, html=self.bodies.html, excerpt=self.bodies.excerpt)
+
+            feed = render_feed(info, page, fmt, bodies=bodies([page]), updated=stamp)
+            return within_budget(self.settings, listing, info, fmt, stamp, feed, page=page, bodies=bodies,
+                                 before=before, limit=limit)
 
         return self.pages.get((path, fmt, before, limit, stamp), make)
 

@@ -28,6 +28,7 @@ from feedsvc.model import FeedFormat, FeedInfo, Page, Post, RenderedFeed
 
 logger = logging.getLogger(__name__)
 ATOM_NS = "http://www.w3.org/2005/Atom"
+SY_NS = "http://purl.org/rss/1.0/modules/syndication/"
 # feedgen's RSS dates switch the process locale while formatting; one render at a time.
 _FEEDGEN = threading.Lock()
 
@@ -82,7 +83,7 @@ def _render_xml(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime, 
     for post in page.posts:
         entry = fg.add_entry(order="append")  # feedgen prepends by default
         try:
-            _add_entry(entry, post, bodies.get(post.source, ""), fmt)
+            _add_entry(entry, post, "" if info.content == "summary" else bodies.get(post.source, ""), fmt)
         except Exception:  # one post a check missed costs its entry, never the feed
             logger.exception("%s: left out of %s: it cannot be written as an entry", post.source, page.links.self)
             fg.remove_entry(entry)
@@ -132,6 +133,26 @@ class _RssAtomLinks(BaseExtension):  # type: ignore[misc]
         return rss
 
 
+class _UpdatePeriod(BaseExtension):  # type: ignore[misc]
+    """sy:updatePeriod and sy:updateFrequency (RSS 1.0's Syndication module, read by RSS 2.0 readers too).
+    feedgen's own extension writes `sy:UpdatePeriod`, which no reader knows."""
+
+    def __init__(self) -> None:
+        self.every: tuple[str, int] = ("daily", 1)
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"sy": SY_NS}
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss.find("channel")
+        period, frequency = self.every
+        channel.append(channel.makeelement(f"{{{SY_NS}}}updatePeriod", {}))
+        channel[-1].text = period
+        channel.append(channel.makeelement(f"{{{SY_NS}}}updateFrequency", {}))
+        channel[-1].text = str(frequency)
+        return rss
+
+
 def _feed(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("media")
@@ -152,6 +173,19 @@ def _feed(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime) -> Fee
     fg.link(href=info.home_url, rel="alternate")  # last: it becomes the RSS channel <link>
     fg.updated(updated)
     fg.lastBuildDate(updated)  # feedgen would stamp now()
+    if fmt is FeedFormat.ATOM:
+        if info.icon:
+            fg.icon(info.icon)
+        if info.logo:
+            fg.logo(info.logo)
+    else:
+        if info.logo or info.icon:
+            fg.image(url=info.logo or info.icon)  # titled and linked as the channel, as validators want
+        if info.max_age:  # how often to poll, as Cache-Control says it: in minutes, and as updates per period
+            fg.ttl(max(1, -(-info.max_age // 60)))
+            period, seconds = ("hourly", 3600) if info.max_age <= 3600 else ("daily", 86400)
+            fg.register_extension("polling", _UpdatePeriod, None, atom=False, rss=True)
+            fg.polling.every = (period, max(1, seconds // info.max_age))
     return fg
 
 

@@ -32,11 +32,16 @@ def opml_url(settings: Settings) -> str:
 
 def feed_info(settings: Settings, channel: Channel) -> FeedInfo:
     """The feed of `channel` as it describes itself; the one place a feed's identity meets the settings."""
+    spec = settings.feed_spec(channel.slug) if channel.kind is ChannelKind.FEED else None
     return FeedInfo(
-        channel=channel, title=feed_title(settings, channel), description=settings.site_description,
-        author=settings.author, language=settings.language, home_url=settings.site_url,
-        preview_url=preview_url(settings, channel),
+        channel=channel, title=feed_title(settings, channel),
+        description=(spec.description if spec and spec.description else settings.site_description),
+        author=settings.author, language=channel.name if channel.kind is ChannelKind.LANG else settings.language,
+        home_url=settings.site_url, preview_url=preview_url(settings, channel),
         urls=tuple((fmt, feed_url(settings, channel, fmt)) for fmt in FeedFormat),
+        content=spec.content if spec else "full", max_bytes=spec.max_bytes if spec else 0,
+        icon=settings.feed_icon, logo=settings.feed_logo,
+        max_age=settings.cache_max_age,
     )
 
 
@@ -51,4 +56,6 @@ def link_header(settings: Settings, channel: Channel, fmt: FeedFormat) -> str | 
 def feed_title(settings: Settings, channel: Channel) -> str:
     if channel.kind is ChannelKind.ALL:
         return settings.site_title
+    if channel.kind is ChannelKind.FEED and (spec := settings.feed_spec(channel.slug)) is not None:
+        return f"{settings.site_title}: {spec.title}"
     return f"{settings.site_title}: {channel.kind.title_label}{channel.name}"

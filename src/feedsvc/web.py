@@ -17,7 +17,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.fastpath import answer
-from feedsvc.httpcache import accepts_gzip
+from feedsvc.httpcache import VARY, accepts_gzip, is_navigation
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import Channel, ChannelKind, ChannelSummary, FeedFormat, Snapshot
 from feedsvc.pages import Busy
@@ -73,6 +73,10 @@ def feed(name: str) -> Response | str:
         return moved_or_gone
     if fmt is None:
         return _preview(path)
+    if is_navigation(request.environ):  # a person who opened the feed's link: show them the page, same address
+        page = Response(_preview(path), content_type="text/html; charset=utf-8")
+        page.headers.update({"Vary": VARY, "X-Robots-Tag": "noindex"})
+        return page
     publisher = _publisher()
     try:
         found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
@@ -161,13 +165,13 @@ def post(slug: str) -> str:
 
 
 @blueprint.get("/healthz")
-def healthz() -> tuple[Response, int]:
+def healthz() -> Response:
     """Counts and times for anyone (a load balancer, a status page); file names, lines and hub URLs
     only for the operator, who sends `Authorization: Bearer <FEEDSVC_ADMIN_TOKEN>`."""
     operator = _is_operator()
     if operator is None:
         return Response("Unauthorized\n", 401, content_type="text/plain; charset=utf-8", headers={
-            "WWW-Authenticate": 'Bearer realm="feedsvc"', "Cache-Control": "no-store"}), 401
+            "WWW-Authenticate": 'Bearer realm="feedsvc"', "Cache-Control": "no-store"})
     snapshot = _publisher().snapshot
     body: dict[str, Any] = {
         "status": snapshot.status,
@@ -185,7 +189,10 @@ def healthz() -> tuple[Response, int]:
         body["cache_purge"] = _sender_health("endpoints", purger, operator=operator)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"  # a probe must see now, never a cached answer
-    return response, 503 if snapshot.status == "starting" else 200
+    if snapshot.status == "starting":
+        response.status_code = 503
+        response.headers["Retry-After"] = "1"  # the first build is under way
+    return response
 
 
 def _is_operator() -> bool | None:
@@ -267,7 +274,7 @@ def _cacheable_page(response: Response) -> None:
     if response.mimetype == "text/html":
         max_age = min(_PAGE_MAX_AGE, max_age)
     response.headers["Cache-Control"] = f"max-age={max_age}"
-    response.headers["Vary"] = "Accept-Encoding"
+    response.vary.add("Accept-Encoding")  # kept beside what the view varied on (a feed URL: Sec-Fetch-Dest)
     if ("Content-Encoding" not in response.headers and len(body) >= _COMPRESS_FROM
             and accepts_gzip(request.headers.get("Accept-Encoding"))):
         response.set_data(gzip_bytes(body))
