@@ -128,12 +128,13 @@ def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, 
         path = listing.channel.path
         last = previous.get(path)
         if last is not None and last.made_for is not None and known.get(path) == last.made_for:
-            last = Stamp(posts=listing.posts, at=last.at)
+            last = Stamp(posts=listing.posts, at=last.at)  # its bound is not known: a full pass, once
         left = None
         if last is not None and last.posts is not None and last.posts != listing.posts:
             by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}
             left = _removed_at(last.posts, listing.posts, by_source, removed_at, candidates=scan.left)
-        stamps[path] = restamp(last, listing.posts, removed_at=left, now=now, after=floors.get(path))
+        added = None if catalog.added is None else [p for p in catalog.added if _holds(listing.posts, p)]
+        stamps[path] = restamp(last, listing.posts, removed_at=left, now=now, after=floors.get(path), added=added)
     return stamps
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import operator
 from collections import defaultdict
@@ -24,6 +25,8 @@ class Catalog:
     # slug -> visible post. From CatalogIndex, the index's own dict, updated by its next change:
     # for looking a post up now, not for keeping.
     by_slug: Mapping[str, Post] = field(default_factory=dict)
+    # From CatalogIndex: the posts its last change put in (came, or came due); None: it started again.
+    added: tuple[Post, ...] | None = None
 
 
 def is_visible(post: Post, now: datetime) -> bool:
@@ -117,18 +120,20 @@ class CatalogIndex:
         known, so start again from `posts`, every post there is)."""
         if left is None or came is None or self._now is None or now < self._now:
             self._reset(posts, now)
+            added = None
         else:
             dirty: set[ChannelKey] = set()
             for post in left:
                 self._remove(post, dirty)
             due = bisect.bisect_right(self._future, now, key=lambda p: p.date)  # their time has come
             arrived, self._future[:due] = self._future[:due], []
-            for post in [*arrived, *came]:
+            added = (*arrived, *came)
+            for post in added:
                 self._add(post, now, dirty)
             for key in dirty:
                 self._listings.pop(key, None)
             self._now = now
-        return self._catalog(keep, hidden)
+        return dataclasses.replace(self._catalog(keep, hidden), added=added)
 
     def _reset(self, posts: Iterable[Post], now: datetime) -> None:
         posts = list(posts)

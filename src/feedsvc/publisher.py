@@ -87,10 +87,14 @@ class Publisher:
             if self._nothing_to_publish(old, scan, now):  # e.g. the periodic rescan, or a file not settled yet
                 snapshot = old
             else:
-                snapshot, self._built = build_snapshot(scan, self._built, settings=self.settings, now=now,
-                                                       html=self.bodies.html, removed_at=self.folder.changed_near,
-                                                       floors=self._floors, catalog=catalog,
-                                                       excerpt=self.bodies.excerpt)
+                try:
+                    snapshot, self._built = build_snapshot(scan, self._built, settings=self.settings, now=now,
+                                                           html=self.bodies.html, removed_at=self.folder.changed_near,
+                                                           floors=self._floors, catalog=catalog,
+                                                           excerpt=self.bodies.excerpt)
+                except BaseException:
+                    self._index = CatalogIndex(feeds=feed_rules(self.settings))  # starts again, in step
+                    raise
                 self._floors, self._republish = {}, False
             self.snapshot = snapshot = dataclasses.replace(snapshot, built_at=now,
                                                            build_seconds=time.perf_counter() - started)
@@ -200,7 +204,12 @@ def _tell(on_change: OnChange, urls: list[str]) -> None:
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """A rebuild makes and drops 100,000s of objects, none in cycles: the cyclic collector only slows it."""
+    """A rebuild makes and drops 100,000s of objects, none in cycles: the cyclic collector only slows it.
+
+    After it, what survived is frozen (gc.freeze): posts live until a change, and a full collection
+    over a million of them stalls every request for seconds; frozen, collections look only at what
+    is younger. A collection first, so no garbage is frozen for good.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -208,3 +217,5 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+            gc.collect()
+            gc.freeze()

@@ -33,24 +33,32 @@ class Stamp:
     posts: tuple[Post, ...] | None  # compared by value; None: not known (so any posts differ from them)
     at: datetime  # whole seconds, UTC
     made_for: str | None = None  # from the cache: the fingerprint of the posts, which are not kept there
+    bound: datetime | None = None  # no post in `posts` changed later than this (None: not known)
 
 
 def restamp(previous: Stamp | None, posts: tuple[Post, ...], *, removed_at: datetime | None, now: datetime,
-            after: datetime | None = None) -> Stamp:
+            after: datetime | None = None, added: Sequence[Post] | None = None) -> Stamp:
     """The stamp for a channel now holding `posts`; `removed_at` dates posts it no longer holds.
 
     `after`: a time the stamp must be later than though its posts are the same (a file with other
-    bytes that an earlier run, whose stamps are lost, wrote then).
+    bytes that an earlier run, whose stamps are lost, wrote then). `added`: the posts in `posts`
+    that `previous.posts` did not hold, if known.
     """
     if previous is not None and previous.posts == posts and (after is None or previous.at > after):
         return previous
-    # Two passes in C rather than one in Python: a channel can hold a million posts.
-    latest = max(max(map(_UPDATED, posts), default=EPOCH), max(map(_MODIFIED, posts), default=EPOCH))
+    if (added is not None and previous is not None and previous.posts is not None and previous.bound is not None
+            and whole_seconds(previous.bound) <= previous.at):
+        # The posts it kept changed no later than its stamp, which the new one follows anyway: only the
+        # added ones can date it. A million-post channel is not gone through for one new post.
+        latest = max((max(p.updated, p.modified) for p in added), default=EPOCH)
+        bound = max(previous.bound, latest)
+    else:  # two passes in C rather than one in Python: a channel can hold a million posts
+        latest = bound = max(max(map(_UPDATED, posts), default=EPOCH), max(map(_MODIFIED, posts), default=EPOCH))
     at = whole_seconds(min(max(latest, removed_at or EPOCH), now))  # an mtime from a skewed clock is not believed
     for earlier in (previous.at if previous else None, after):
         if earlier is not None:
             at = max(at, whole_seconds(earlier) + SECOND)
-    return Stamp(posts=posts, at=at)
+    return Stamp(posts=posts, at=at, bound=bound)
 
 
 def whole_seconds(moment: datetime) -> datetime:
