@@ -16,14 +16,15 @@ Not run in CI: the corpus alone takes minutes to write. Steps, each a whole proc
    a while; the wait is printed), SIGTERM, then `feedsvc serve` again on the unchanged folder,
    until /healthz answers 200.
 
-Peak memory is the largest sum of the proportional set sizes of the server's processes (server,
-worker, parse workers: shared pages counted once), sampled every 100 ms. Printed: each figure beside its goal. Shared, noisy machine:
-one run's figures, medians where there are several.
+Peak memory is the largest sum of the proportional set sizes of the server's processes
+(server, worker, parse workers: shared pages counted once), sampled every 100 ms. Printed: each
+figure beside its goal. Shared, noisy machine: one run's figures, medians where there are several.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import statistics
@@ -170,9 +171,10 @@ def pickup(base: str, content: Path, runs: int) -> list[float]:
         path = folder / f"{marker}.txt"
         text = (f"--- \ntitle: {marker}\ndate: {datetime.now(UTC):%Y-%m-%d-%H-%M-%S}\n"
                 f"categories: [latest, news]\n--- \nA new post.\n")
-        latencies.append(timed(lambda: path.write_text(text, "utf-8"), lambda b, m=marker: m.encode() in b))
         edited = text.replace(marker, marker + "-edited", 1)
-        latencies.append(timed(lambda: path.write_text(edited, "utf-8"),
+        latencies.append(timed(functools.partial(path.write_text, text, "utf-8"),
+                               lambda b, m=marker: m.encode() in b))
+        latencies.append(timed(functools.partial(path.write_text, edited, "utf-8"),
                                lambda b, m=marker: (m + "-edited").encode() in b))
         latencies.append(timed(path.unlink, lambda b, m=marker: m.encode() not in b))
         time.sleep(0.3)  # an editor's changes are apart

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "feedsvc"
 OWNER = {"feedgen": "render", "frontmatter": "yamlfront", "yaml": "yamlfront", "apscheduler": "schedule",
          "watchdog": "watch", "cmarkgfm": "gfm", "nh3": "markup", "granian": "server",
-         "prometheus_client": "metrics"}
+         "prometheus_client": "metrics", "feedparser": "doctor"}
 
 
 def imported_packages(path: Path) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import WritePost, parse
+from conftest import WritePost
 from flask import Flask
 from lxml import etree
 
@@ -97,8 +97,10 @@ def test_poll_memory_is_bounded() -> None:
 
 
 @pytest.mark.parametrize(("agent", "family"), [
-    (NEWSBOAT, "newsboat"), (FEEDLY, "Feedly"), ("NetNewsWire (RSS Reader; https://netnewswire.com/)", "NetNewsWire"),
-    ("Miniflux/2.1.0 (+https://miniflux.app)", "Miniflux"), ("python-feedparser/6.0.11 +https://github.com/", "feedparser"),
+    (NEWSBOAT, "newsboat"), (FEEDLY, "Feedly"),
+    ("NetNewsWire (RSS Reader; https://netnewswire.com/)", "NetNewsWire"),
+    ("Miniflux/2.1.0 (+https://miniflux.app)", "Miniflux"),
+    ("python-feedparser/6.0.11 +https://github.com/", "feedparser"),
     ("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0", "browsers"), ("", "none"), ("zzz", "other"),
 ])
 def test_reader_families(agent: str, family: str) -> None:

@@ -42,7 +42,7 @@ _GENERIC = {"atom": {"application/xml", "text/xml"}, "rss": {"application/xml", 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_HOPS = 5
 _MAX_BODY = 32 * 1024 * 1024  # bytes read from one answer: a feed larger than this is a problem of its own
-_SMALL = 1024  # bytes; below this gzip saves less than its headers cost (web.py compresses from here too)
+_SMALL = 1024  # bytes; below this gzip saves less than its headers cost (web.py's threshold for pages)
 _SLOW = 2.0  # seconds for the plain GET; readers give up after 10-30
 
 
@@ -168,11 +168,13 @@ def feeds_in_index(html: str, base: str) -> list[str]:
 
 
 def feeds_in_opml(document: bytes, base: str) -> list[str]:
-    """The feeds a reader imports from an OPML list (its outlines' xmlUrl); ValueError if it is not XML."""
+    """The feeds a reader imports from an OPML list (its outlines' xmlUrl); ValueError if it is not one."""
     try:
         root = ElementTree.fromstring(document)
     except ElementTree.ParseError as exc:
         raise ValueError(f"not XML ({exc})") from exc
+    if root.tag != "opml":
+        raise ValueError(f"not an OPML list (<{root.tag}>)")
     urls = (element.get("xmlUrl", "").strip() for element in root.iter()
             if element.tag.rpartition("}")[2] == "outline")
     return _unique(urljoin(base, url) for url in urls if url)
@@ -333,11 +335,16 @@ def _readers_check(answers: Mapping[str, Fetched | str]) -> Check:
 
 
 def _body_check(answers: Mapping[str, Fetched | str]) -> Check:
-    walled = [name for name, a in answers.items()
-              if isinstance(a, Fetched) and a.status == 200 and is_challenge(a.media_type, a.body)]
-    if walled:
+    """HTML where a feed was expected: an HTML page (a bot wall, an error page) or a feed labelled as one."""
+    wrong: dict[str, list[str]] = {}
+    for name, answer in answers.items():
+        if isinstance(answer, Fetched) and answer.status == 200 and is_challenge(answer.media_type, answer.body):
+            html = is_challenge("", answer.body)
+            reason = "an HTML page, not a feed (a CDN's bot wall?)" if html else f"served as {answer.media_type}"
+            wrong.setdefault(reason, []).append(name)
+    if wrong:
         return Check(name="feed body", level="FAIL",
-                     detail=f"an HTML page, not a feed, for {', '.join(walled)} (a CDN's bot wall?)")
+                     detail="; ".join(f"{reason}, for {', '.join(names)}" for reason, names in wrong.items()))
     return Check(name="feed body", level="ok", detail="a feed, not an HTML page")
 
 
@@ -348,8 +355,8 @@ def _feed_checks(plain: Fetched, answers: Mapping[str, Fetched | str], timeout: 
     if parsed.level == "ok":
         checks.append(self_link_check(parsed.self_url, plain.url))
     checks += _validator_checks(plain, timeout)
-    zipped = next((a for (_, _, asks), a in zip(READERS, answers.values(), strict=True)
-                   if asks and isinstance(a, Fetched) and a.status == 200), None)
+    zipped = next((answer for name, _, asks in READERS if asks and isinstance(answer := answers[name], Fetched)
+                   and answer.status == 200), None)
     checks += gzip_check(plain, zipped)
     control = plain.headers.get("cache-control")
     checks.append(Check(name="cache-control", level="ok", detail=control) if control
@@ -431,8 +438,12 @@ def render_block(title: str, checks: Iterable[Check]) -> str:
 
 def render_summary(report: Report) -> str:
     failed = sum(any(check.level == "FAIL" for check in feed.checks) for feed in report.feeds)
-    return (f"{len(report.feeds)} feeds checked, {failed} failing: {report.count('FAIL')} failures, "
-            f"{report.count('warn')} warnings")
+    return (f"{_counted(len(report.feeds), 'feed')} checked, {failed} failing: "
+            f"{_counted(report.count('FAIL'), 'failure')}, {_counted(report.count('warn'), 'warning')}")
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def render_json(report: Report) -> str:
