@@ -150,3 +150,16 @@ def test_unchanged_restart_renders_nothing(posts: list[Path], cached_settings: S
     assert reads == [] and sum(rendered) == 0
     assert cache_file.stat().st_mtime_ns == written, "nothing changed, so nothing is written again"
     assert {k: v.body for k, v in after.items()} == {k: v.body for k, v in before.items()}
+
+
+def test_posts_edited_added_and_deleted_while_stopped_show_after_a_restart(
+        posts: list[Path], cached_settings: Settings) -> None:
+    first = Publisher(cached_settings)
+    first.rebuild()
+    first.persist()
+    posts[0].write_text(front_matter_post(title="Post 0, edited", date="2025-01-01"), "utf-8")
+    posts[1].unlink()
+    (posts[2].parent / "new.md").write_text(front_matter_post(title="New", date="2025-02-01"), "utf-8")
+    titles = {p.title for p in Publisher(cached_settings).rebuild().posts.values()}
+    assert "Post 0, edited" in titles and "Post 0" not in titles
+    assert "Post 1" not in titles and "New" in titles and len(titles) == 12

@@ -156,10 +156,10 @@ def _removed_at(before: tuple[Post, ...], after: tuple[Post, ...], by_source: Ma
 
 
 def _holds(posts: tuple[Post, ...], post: Post) -> bool:
-    """Whether a channel's posts (newest first, as the catalog sorts them) hold this very post."""
-    key = sort_key(post)
-    at = bisect.bisect_left(posts, key, key=sort_key)
-    return at < len(posts) and posts[at] is post
+    """Whether a channel's posts (newest first, as the catalog sorts them) hold this post. By value: a
+    stamp keeps the posts it was made for, which later builds may hold as equal copies (a rename anew)."""
+    at = bisect.bisect_left(posts, sort_key(post), key=sort_key)
+    return at < len(posts) and posts[at] == post
 
 
 def bodies_for(policy: str, pages: list[Page], *, html: Html, excerpt: Html | None) -> dict[str, str]:
@@ -226,6 +226,7 @@ def _snapshot(scan: ScanResult, catalog: Catalog, times: Mapping[str, datetime],
         opml_etag=f'"{hashlib.sha256(opml).hexdigest()[:32]}"',
         posts=catalog.by_slug,
         problems=scan.problems,
+        warnings=scan.warnings,
         built_at=now,
         post_count=len(catalog.visible),
         status="ok" if scan.folder_ok else "degraded",

@@ -131,8 +131,10 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     publisher.persist()
     for problem in snapshot.problems:
         print(problem)
-    print(f"{snapshot.post_count} posts, {snapshot.feed_count} feeds, {len(snapshot.problems)} problems",
-          file=sys.stderr)
+    for warning in snapshot.warnings:
+        print(f"warning: {warning}")
+    print(f"{snapshot.post_count} posts, {snapshot.feed_count} feeds, {len(snapshot.problems)} problems, "
+          f"{len(snapshot.warnings)} warnings", file=sys.stderr)
     return 1 if snapshot.problems else 0
 
 

@@ -273,6 +273,7 @@ class Snapshot:
     opml_etag: str = '""'
     posts: Mapping[str, Post] = field(default_factory=dict)  # slug -> visible post
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # published, but worth an editor's look (an entry id that changed)
     built_at: datetime | None = None
     build_seconds: float = 0.0
     post_count: int = 0

@@ -42,6 +42,7 @@ class CachedState:
     feeds: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = field(default_factory=dict)
     stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
+    id_changes: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # see scan.ContentFolder.id_changes
 
 
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
@@ -66,7 +67,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 6)  # 6: this file's layout
+_LAYOUT = ("feedsvc-cache", 7)  # 6: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -111,6 +112,7 @@ def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> Non
     _Pickler(f, protocol).dump(state.feeds)
     _Pickler(f, protocol).dump(state.stamps)
     _Pickler(f, protocol).dump(state.bodies)
+    _Pickler(f, protocol).dump(state.id_changes)
     _Pickler(f, protocol).dump(_END)
 
 
@@ -146,11 +148,12 @@ class ParseCache:
             state.feeds = part
             state.stamps = _Unpickler(f).load()
             state.bodies = _Unpickler(f).load()
+            state.id_changes = _Unpickler(f).load()
             if _Unpickler(f).load() is not _END:
                 raise ValueError("cache file does not end where it should")
             if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
                 logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
-                return CachedState(stamps=state.stamps)
+                return CachedState(stamps=state.stamps, id_changes=state.id_changes)
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
@@ -158,10 +161,11 @@ class ParseCache:
 
     def save_state(self, *, files: dict[str, tuple[Version, Post | None, Problem | None]],
                    feeds: Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed], stamps: Mapping[str, Stamp],
-                   bodies: dict[str, tuple[str, str]]) -> None:
+                   bodies: dict[str, tuple[str, str]],
+                   id_changes: dict[str, tuple[str, str, float]] | None = None) -> None:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts)."""
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
-        self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, stamps={
+        self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}), stamps={
             path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}))
 
     def save(self, state: CachedState) -> None:

@@ -59,6 +59,7 @@ class Publisher:
         with _collector_paused():  # 100,000 unpickled posts
             cached = self.cache.load()
         self.folder = ContentFolder(settings, seed=cached.files)
+        self.folder.id_changes = dict(cached.id_changes)
         self.bodies = Bodies(self.folder.read)
         self.bodies.keep(cached.bodies)
         self.pages = PageCache()
@@ -136,7 +137,7 @@ class Publisher:
     def _nothing_to_publish(self, old: Snapshot, scan: ScanResult, now: datetime) -> bool:
         due = self._built.next_due
         return (old.built_at is not None and not scan.changed and not self._floors and not self._republish
-                and scan.problems == old.problems
+                and scan.problems == old.problems and scan.warnings == old.warnings
                 and scan.folder_ok == (old.status == "ok") and (due is None or due > now))
 
     @property
@@ -149,12 +150,13 @@ class Publisher:
         with self._lock:  # a consistent copy; the slow part, writing, happens outside
             if not self._dirty:
                 return
-            files, built = self.folder.state(), self._built
+            files, built, id_changes = self.folder.state(), self._built, dict(self.folder.id_changes)
             self._dirty = False
         # Broken files' last good posts: their bodies are gone from disk, so keep their renderings.
         kept = self.bodies.kept_for(post for _, post, problem in files.values()
                                     if post is not None and problem is not None)
-        self.cache.save_state(files=files, feeds=built.prebuilt, stamps=built.stamps, bodies=kept)
+        self.cache.save_state(files=files, feeds=built.prebuilt, stamps=built.stamps, bodies=kept,
+                              id_changes=id_changes)
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:
@@ -187,6 +189,8 @@ class Publisher:
     def _log(self, old: Snapshot, new: Snapshot, *, changed: int) -> None:
         for problem in sorted(set(new.problems) - set(old.problems), key=str):
             logger.warning("problem in %s", problem)
+        for warning in sorted(set(new.warnings) - set(old.warnings), key=str):
+            logger.warning("%s", warning)
         if changed or new.post_count != old.post_count:
             logger.info("built %d posts into %d channels in %.3fs (%d files changed, %d problems)",
                         new.post_count, len(new.listings), new.build_seconds, changed, len(new.problems))

@@ -44,6 +44,7 @@ class ScanResult:
     left: tuple[Post, ...] | None = None
     came: tuple[Post, ...] | None = None
     by_source: Mapping[str, Post] | None = None  # `posts` by file; the folder's own, good until its next scan
+    warnings: tuple[Problem, ...] = ()  # not problems (the posts are published): entry ids that changed
 
 
 @dataclass(slots=True)
@@ -51,6 +52,15 @@ class _Entry:
     version: Version
     post: Post | None  # the last good version, kept while the file is broken
     problem: Problem | None
+
+
+ID_CHANGE_DAYS = 14  # how long a changed entry id is warned about; readers will have seen both ids by then
+
+
+def _id_warning(source: str, old: str, new: str) -> Problem:
+    return Problem(path=source, line=None, message=(
+        f"its entry id changed from {old} to {new} (was its date or slug edited?): feed readers will show it "
+        f"again as a new post. To keep the old id, add this line to its front matter:  id: {old}"))
 
 
 def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
@@ -79,6 +89,10 @@ class ContentFolder:
         self._touched: set[str] = set()  # files whose entry changed since the last result
         self._file_problems: dict[str, Problem] = {}  # the entries' problems, kept up to date from `_touched`
         self._published = Published(settings)
+        # source -> (the id its post had, the id it has now, when that was seen), while the two differ:
+        # a reader shows such a post twice. Kept for ID_CHANGE_DAYS, across restarts (see parsecache).
+        self.id_changes: dict[str, tuple[str, str, float]] = {}
+        self._was: dict[str, Post] = {}  # what the last run read of files changed since: their old ids
 
     def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
         """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
@@ -125,11 +139,30 @@ class ContentFolder:
                 _, last_good, cached_problem = cached[source]
                 self._entries[source] = _Entry(version, last_good, cached_problem)
                 self._touched.add(source)
-            elif settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
+                continue
+            if source in cached and (was := cached[source][1]) is not None:
+                self._was[source] = was  # changed while we were away: its new id is compared with this one
+            if settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
                 self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
             else:
                 stale.append((source, path, signature))
         return stale
+
+    def _note_id(self, source: str, was: Post, now: str) -> None:
+        if was.draft or was.date.timestamp() > self.wall_clock():  # never published: readers know no id of it
+            return
+        original, _, since = self.id_changes.get(source, (was.id, was.id, self.wall_clock()))
+        if now == original:  # the id readers know (unchanged, or an `id:` line brought it back)
+            self.id_changes.pop(source, None)
+        else:
+            self.id_changes[source] = (original, now, since)
+
+    def _expire_id_changes(self) -> None:
+        cutoff = self.wall_clock() - ID_CHANGE_DAYS * 86400
+        gone = [s for s, (_, _, seen) in self.id_changes.items() if seen < cutoff or (
+            s not in self._entries and s not in self._touched)]
+        for source in gone:
+            del self.id_changes[source]
 
     def _hidden(self, source: str) -> bool:
         """Below a folder that could not be listed: not known to be gone."""
@@ -166,6 +199,10 @@ class ContentFolder:
 
     def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
         self._touched.add(source)
+        old = self._entries.get(source)
+        was = old.post if old is not None else self._was.pop(source, None)
+        if isinstance(result, Post) and was is not None:
+            self._note_id(source, was, result.id)
         if result is None:  # deleted between the listing and the read
             self._entries.pop(source, None)
             return
@@ -201,6 +238,7 @@ class ContentFolder:
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
                 unsettled: bool = False) -> ScanResult:
+        self._expire_id_changes()
         touched, self._touched = self._touched, set()
         changes: dict[str, Post | None] = {}
         for source in touched:
@@ -216,7 +254,8 @@ class ContentFolder:
         problems += self._file_problems.values()
         problems += self._future.values()
         problems.sort(key=lambda p: (p.path, p.line or 0))
-        return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems),
+        warnings = tuple(_id_warning(source, old, new) for source, (old, new, _) in sorted(self.id_changes.items()))
+        return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems), warnings=warnings,
                           changed=changed, folder_ok=folder_ok, unsettled=unsettled, left=tuple(left),
                           came=tuple(came), by_source=self._published.by_source)
 

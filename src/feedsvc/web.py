@@ -180,9 +180,11 @@ def healthz() -> Response:
         "last_build": snapshot.built_at.isoformat() if snapshot.built_at else None,
         "last_build_seconds": round(snapshot.build_seconds, 4),
         "problem_count": len(snapshot.problems),
+        "warning_count": len(snapshot.warnings),
     }
     if operator:
         body["problems"] = [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems]
+        body["warnings"] = [{"file": p.path, "message": p.message} for p in snapshot.warnings]
     if (notifier := current_app.extensions.get("feedsvc.websub")) is not None:
         body["websub"] = _sender_health("hubs", notifier, operator=operator)
     if (purger := current_app.extensions.get("feedsvc.purge")) is not None:
