@@ -32,7 +32,8 @@ def test_a_changed_date_warns_with_the_id_line_and_adding_it_keeps_the_old_id(
     assert snapshot.warnings == () and parse(snapshot.feeds["all.atom"].body).entries[0].id == first
 
 
-def test_a_title_edit_or_a_draft_gives_no_warning(write_post: WritePost, make_settings: Callable[..., Settings]) -> None:
+def test_a_title_edit_or_a_draft_gives_no_warning(write_post: WritePost,
+                                                  make_settings: Callable[..., Settings]) -> None:
     write_post("a.txt", title="A", date="2025-01-10-08-00-00")
     write_post("b.txt", title="B", date="2025-01-10-08-00-00", draft="true")
     publisher = Publisher(make_settings(cache_dir="off"))
