@@ -57,9 +57,10 @@ sub vcl_recv {
             ban("obj.http.x-feedsvc-url == " + req.url);   # this URL in every encoding
             return (synth(200, "Purged"));
         }
-        # A channel's path, as feedsvc makes them (model.is_channel_path: lower-case letters, digits
-        # and single hyphens), so it is safe to put into a regular expression as it is.
-        if (req.method == "BAN" && req.url ~ "^/feeds/(all|[a-z]+/[a-z0-9]+(-[a-z0-9]+)*)$") {
+        # A channel's path, as feedsvc makes them (lower-case letters, digits and single hyphens:
+        # `all`, a feed of its own such as `featured`, or `<kind>/<slug>`), so it is safe to put into
+        # a regular expression as it is.
+        if (req.method == "BAN" && req.url ~ "^/feeds/([a-z]+/)?[a-z0-9]+(-[a-z0-9]+)*$") {
             ban("obj.http.x-feedsvc-url ~ ^" + req.url + "([.](atom|rss|json))?([?].*)?$");
             return (synth(200, "Banned"));
         }

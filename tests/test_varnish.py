@@ -279,12 +279,13 @@ def test_the_shipped_vcl_compiles(tmp_path: Path) -> None:
 @needs_varnish
 def test_an_edit_is_served_through_varnish_within_a_second(write_post: WritePost, content_dir: Path,
                                                            tmp_path: Path) -> None:
-    write_post("ferry.md", title="Ferry returns", categories="[news]")
+    write_post("ferry.md", title="Ferry returns", categories="[news]", featured="true")
     write_post("older.md", title="Older post", date="2024-05-05", categories="[news]")
     write_post("archive.md", title="Archived post", date="2024-01-01", categories="[archive]")
     with feedsvc_behind_varnish(content_dir, tmp_path / "work") as (served, varnish):
         urls = [f"{varnish}/feeds/all.atom", f"{varnish}/feeds/category/news.rss",
-                f"{varnish}/feeds/all.json?limit=1", f"{varnish}/feeds/category/news"]
+                f"{varnish}/feeds/all.json?limit=1", f"{varnish}/feeds/category/news",
+                f"{varnish}/feeds/featured.atom"]  # a feed at the top of /feeds/ (featured, [[feeds]])
         unchanged = f"{varnish}/feeds/category/archive.atom"
         for url in [*urls, unchanged]:
             for encoding in (GZIP, IDENTITY):
@@ -294,7 +295,7 @@ def test_an_edit_is_served_through_varnish_within_a_second(write_post: WritePost
                 assert b"Ferry returns" in body or url == unchanged
 
         path = content_dir / "ferry.md"
-        text = front_matter_post(title="Ferry returns after refit", categories="[news]")
+        text = front_matter_post(title="Ferry returns after refit", categories="[news]", featured="true")
         path.with_suffix(".tmp").write_text(text, "utf-8")
         changed = time.monotonic()
         path.with_suffix(".tmp").replace(path)  # whole, as editors save
