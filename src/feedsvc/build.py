@@ -13,14 +13,15 @@ are not published at all; the web layer answers their URLs with 301 or 410.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from feedsvc.catalog import Catalog, FeedRule, build_catalog, sort_key
+from feedsvc.catalog import Catalog, FeedRule, build_catalog, channels_of, sort_key
 from feedsvc.config import CONTENT_POLICIES, Settings
 from feedsvc.model import (
     EPOCH,
@@ -38,13 +39,14 @@ from feedsvc.opml import render_opml
 from feedsvc.paging import paginate
 from feedsvc.render import Job, gzip_bytes, render_feed, render_feeds
 from feedsvc.scan import ScanResult
-from feedsvc.stamps import Stamp, fingerprints, restamp
+from feedsvc.stamps import Stamp, fingerprints, restamp, whole_seconds
 from feedsvc.urls import feed_info, feed_url
 
 logger = logging.getLogger(__name__)
 Html = Callable[[Post], str]  # a post's body as HTML (bodies.Bodies.html)
 RemovedAt = Callable[[str], datetime]  # when a deleted post's file left (scan.ContentFolder.changed_near)
 Prebuilt = Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed]
+Tombstones = tuple[tuple[str, datetime], ...]  # (entry id, when deleted), newest first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +56,7 @@ class Built:
     stamps: Mapping[str, Stamp] = field(default_factory=dict)  # channel path -> when its documents last changed
     prebuilt: Prebuilt = field(default_factory=dict)
     next_due: datetime | None = None  # when the earliest future-dated post goes live
+    deleted: Mapping[str, Tombstones] = field(default_factory=dict)  # channel path -> its posts deleted lately
 
 
 def feed_rules(settings: Settings) -> tuple[FeedRule, ...]:
@@ -78,19 +81,56 @@ def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now
     if catalog is None:
         catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings),
                                 feeds=feed_rules(settings))
-    # A deleted post left every channel it was in: its folder is looked at once, not once per channel.
-    stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=functools.cache(removed_at),
-                      floors=floors or {})
+    removed_at = functools.cache(removed_at)  # a deleted post left every channel it was in: looked at once
+    deleted = _tombstones(previous.deleted, scan, catalog, settings=settings, now=now, removed_at=removed_at)
+    expired = {path: previous.stamps[path].at for path in previous.deleted.keys() - deleted.keys()
+               if path in previous.stamps}  # their documents change: dated anew, though their posts did not
+    stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=removed_at,
+                      floors={**expired, **(floors or {})})
     times = {listing.channel.path: stamps[listing.channel.path].at for listing in catalog.listings}
     infos = {listing.channel.path: feed_info(settings, listing.channel) for listing in catalog.listings}
     prebuilt, feeds = _prebuild(catalog, times, infos, previous.prebuilt, settings=settings, html=html,
-                                excerpt=excerpt)
-    snapshot = _snapshot(scan, catalog, times, infos, feeds, settings=settings, now=now)
-    return snapshot, Built(stamps=stamps, prebuilt=prebuilt, next_due=catalog.next_due)
+                                excerpt=excerpt, deleted=deleted)
+    snapshot = dataclasses.replace(_snapshot(scan, catalog, times, infos, feeds, settings=settings, now=now),
+                                   deleted=deleted)
+    ends = [when + timedelta(days=settings.tombstone_days) for stones in deleted.values() for _, when in stones]
+    next_due = min(filter(None, (catalog.next_due, *ends)), default=None)
+    return snapshot, Built(stamps=stamps, prebuilt=prebuilt, next_due=next_due, deleted=deleted)
+
+
+_MOST_TOMBSTONES = 100  # per channel
+
+
+def _tombstones(previous: Mapping[str, Tombstones], scan: ScanResult, catalog: Catalog, *, settings: Settings,
+                now: datetime, removed_at: RemovedAt) -> dict[str, Tombstones]:
+    """RFC 6721: the entries each channel lost lately (the file deleted, made a draft, or its id changed),
+    kept FEEDSVC_TOMBSTONE_DAYS. Known from the change (a first build after a start has none to add)."""
+    if not settings.tombstone_days:
+        return {}
+    cutoff = now - timedelta(days=settings.tombstone_days)
+    found = {path: list(stones) for path, stones in previous.items()}
+    rules = feed_rules(settings) if scan.left else ()
+    for post in scan.left or ():
+        current = scan.by_source.get(post.source) if scan.by_source is not None else None
+        if not post.in_feeds or post.draft or post.date > now or (
+                current is not None and not current.draft and current.id == post.id):
+            continue  # it was never in a feed, or it still is (an edit)
+        when = whole_seconds(min(current.modified if current is not None else removed_at(post.source), now))
+        for channel in channels_of(post, rules):
+            found.setdefault(channel.path, []).insert(0, (post.id, when))
+    listed = {listing.channel.path: {p.id for p in listing.posts[:settings.max_items]}
+              for listing in catalog.listings if listing.channel.path in found}
+    kept = {}
+    for path, stones in found.items():
+        back = listed.get(path, set())  # an entry that is there again is not deleted
+        fresh = [(ref, when) for ref, when in dict(reversed(stones)).items() if when > cutoff and ref not in back]
+        if fresh:
+            kept[path] = tuple(sorted(fresh, key=lambda stone: stone[1], reverse=True)[:_MOST_TOMBSTONES])
+    return kept
 
 
 def page_of(settings: Settings, listing: Listing, fmt: FeedFormat, *, before: str | None = None,
-            limit: int | None = None) -> Page | None:
+            limit: int | None = None, deleted: Tombstones = ()) -> Page | None:
     """The page of `listing` at /feeds/<path>.<fmt>?before=&limit=; None for a malformed cursor."""
     size = min(limit or settings.max_items, settings.max_limit)
     query_limit = size if limit is not None else None
@@ -98,7 +138,10 @@ def page_of(settings: Settings, listing: Listing, fmt: FeedFormat, *, before: st
     def url(cursor: str | None) -> str:
         return feed_url(settings, listing.channel, fmt, before=cursor, limit=query_limit)
 
-    return paginate(listing.channel, listing.posts, before=before, limit=size, url=url, hubs=settings.websub_hubs)
+    page = paginate(listing.channel, listing.posts, before=before, limit=size, url=url, hubs=settings.websub_hubs)
+    if page is not None and deleted and fmt is FeedFormat.ATOM and before is None:
+        page = dataclasses.replace(page, deleted=deleted)  # the newest page says what left (RFC 6721)
+    return page
 
 
 def made_bodies(pages: list[Page], html: Html) -> dict[str, str]:
@@ -180,19 +223,21 @@ def within_budget(settings: Settings, listing: Listing, info: FeedInfo, fmt: Fee
         smaller = paginate(listing.channel, listing.posts, before=before, limit=count, hubs=settings.websub_hubs,
                            url=lambda cursor: feed_url(settings, listing.channel, fmt, before=cursor, limit=limit))
         assert smaller is not None  # the cursor was good for the larger page
+        smaller = dataclasses.replace(smaller, deleted=page.deleted)
         feed = render_feed(info, smaller, fmt, bodies=bodies([smaller]), updated=at)
     return feed
 
 
 def _prebuild(catalog: Catalog, times: Mapping[str, datetime], infos: Mapping[str, FeedInfo], previous: Prebuilt, *,
-              settings: Settings, html: Html, excerpt: Html | None) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
+              settings: Settings, html: Html, excerpt: Html | None,
+              deleted: Mapping[str, Tombstones]) -> tuple[Prebuilt, dict[str, RenderedFeed]]:
     """The subscription documents of the kinds made in every rebuild, re-rendering only changed ones."""
     jobs: dict[str, Job] = {}
     for listing in catalog.listings:
         if listing.channel.kind.prebuilt:
             info = infos[listing.channel.path]
             for fmt in FeedFormat:
-                page = page_of(settings, listing, fmt)
+                page = page_of(settings, listing, fmt, deleted=deleted.get(listing.channel.path, ()))
                 assert page is not None  # the first page always exists
                 jobs[f"{listing.channel.path}.{fmt.value}"] = (info, page, fmt, times[listing.channel.path])
     keys = {name: (page, fmt, at) for name, (_, page, fmt, at) in jobs.items()}

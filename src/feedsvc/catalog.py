@@ -222,6 +222,11 @@ def _kept(keep: Iterable[str], feeds: Sequence[FeedRule]) -> Iterator[Channel]:
 _KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
 
 
+def channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
+    """Every channel a published post is in (ALL, its feeds of [[feeds]], categories, tags, authors, language)."""
+    return _channels_of(post, feeds)
+
+
 def _channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
     channels = [ALL]
     channels += [_term_channel(ChannelKind.FEED, rule.slug, rule.slug) for rule in feeds if rule.holds(post)]

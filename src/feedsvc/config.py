@@ -180,6 +180,11 @@ class Settings:
     cache_max_age: int = _setting(
         300, "`Cache-Control: max-age` of feeds, the OPML list and redirects, in seconds.", int,
     )
+    tombstone_days: int = _setting(
+        0, "Days a deleted post is announced in its feeds' Atom documents as an RFC 6721 tombstone "
+        "(`at:deleted-entry`), so readers that understand them drop the entry; 0 (the default): never. The W3C "
+        "validator predates RFC 6721 and warns about its namespace.", int,
+    )
     min_poll_interval: int = _setting(
         0, "Seconds: a client (address and User-Agent) that fetches the same feed in full again sooner gets `429` "
         "with `Retry-After`; conditional requests are never refused. 0 (the default) refuses none. Behind a "
@@ -277,7 +282,8 @@ def _check(settings: Settings) -> None:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
-    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit", "min_poll_interval"):
+    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit", "min_poll_interval",
+                 "tombstone_days"):
         if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.log_format not in ("text", "json"):

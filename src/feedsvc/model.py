@@ -227,6 +227,8 @@ class Page:
     posts: tuple[Post, ...]
     links: PageLinks
     hubs: tuple[str, ...] = ()
+    # (entry id, when) of posts deleted lately, for an Atom subscription document (RFC 6721 tombstones)
+    deleted: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(**_FROZEN)
@@ -274,6 +276,7 @@ class Snapshot:
     posts: Mapping[str, Post] = field(default_factory=dict)  # slug -> visible post
     problems: tuple[Problem, ...] = ()
     warnings: tuple[Problem, ...] = ()  # published, but worth an editor's look (an entry id that changed)
+    deleted: Mapping[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)  # RFC 6721, by channel
     built_at: datetime | None = None
     build_seconds: float = 0.0
     post_count: int = 0

@@ -43,6 +43,7 @@ class CachedState:
     stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
     id_changes: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # see scan.ContentFolder.id_changes
+    deleted: dict[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)  # see build.Built.deleted
 
 
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
@@ -67,7 +68,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 7)  # 6: this file's layout
+_LAYOUT = ("feedsvc-cache", 8)  # 6: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -113,6 +114,7 @@ def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> Non
     _Pickler(f, protocol).dump(state.stamps)
     _Pickler(f, protocol).dump(state.bodies)
     _Pickler(f, protocol).dump(state.id_changes)
+    _Pickler(f, protocol).dump(state.deleted)
     _Pickler(f, protocol).dump(_END)
 
 
@@ -149,6 +151,7 @@ class ParseCache:
             state.stamps = _Unpickler(f).load()
             state.bodies = _Unpickler(f).load()
             state.id_changes = _Unpickler(f).load()
+            state.deleted = _Unpickler(f).load()
             if _Unpickler(f).load() is not _END:
                 raise ValueError("cache file does not end where it should")
             if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
@@ -162,10 +165,12 @@ class ParseCache:
     def save_state(self, *, files: dict[str, tuple[Version, Post | None, Problem | None]],
                    feeds: Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed], stamps: Mapping[str, Stamp],
                    bodies: dict[str, tuple[str, str]],
-                   id_changes: dict[str, tuple[str, str, float]] | None = None) -> None:
+                   id_changes: dict[str, tuple[str, str, float]] | None = None,
+                   deleted: dict[str, tuple[tuple[str, datetime], ...]] | None = None) -> None:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts)."""
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
-        self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}), stamps={
+        self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
+                              deleted=dict(deleted or {}), stamps={
             path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}))
 
     def save(self, state: CachedState) -> None:

@@ -70,7 +70,8 @@ class Publisher:
         self._index = CatalogIndex(feeds=feed_rules(settings))
         self._hidden = hidden_paths(settings)
         self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
-                                    for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds)
+                                    for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds,
+                            deleted=cached.deleted)
         self._floors: dict[str, datetime] = {}  # path -> a time the next stamp must be after (see date_after)
         self._republish = False  # channels were remembered since the last publish (see remember)
         self._dirty = False  # changed since the cache was written
@@ -156,7 +157,7 @@ class Publisher:
         kept = self.bodies.kept_for(post for _, post, problem in files.values()
                                     if post is not None and problem is not None)
         self.cache.save_state(files=files, feeds=built.prebuilt, stamps=built.stamps, bodies=kept,
-                              id_changes=id_changes)
+                              id_changes=id_changes, deleted=dict(built.deleted))
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:
@@ -173,7 +174,8 @@ class Publisher:
         stamp = snapshot.stamps[path]
 
         def make() -> RenderedFeed:
-            page = page_of(self.settings, listing, fmt, before=before, limit=limit)
+            page = page_of(self.settings, listing, fmt, before=before, limit=limit,
+                           deleted=snapshot.deleted.get(path, ()))
             assert page is not None  # the cursor is well-formed
             info = feed_info(self.settings, listing.channel)
 

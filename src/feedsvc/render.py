@@ -29,6 +29,7 @@ from feedsvc.model import FeedFormat, FeedInfo, Page, Post, RenderedFeed
 logger = logging.getLogger(__name__)
 ATOM_NS = "http://www.w3.org/2005/Atom"
 SY_NS = "http://purl.org/rss/1.0/modules/syndication/"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 # feedgen's RSS dates switch the process locale while formatting; one render at a time.
 _FEEDGEN = threading.Lock()
 
@@ -133,6 +134,23 @@ class _RssAtomLinks(BaseExtension):  # type: ignore[misc]
         return rss
 
 
+class _Tombstones(BaseExtension):  # type: ignore[misc]
+    """RFC 6721: `<at:deleted-entry ref="id" when="..."/>` for entries deleted lately."""
+
+    def __init__(self) -> None:
+        self.deleted: tuple[tuple[str, datetime], ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"at": TOMBSTONES_NS}
+
+    def extend_atom(self, feed: Any) -> Any:
+        first = next((i for i, child in enumerate(feed) if child.tag == f"{{{ATOM_NS}}}entry"), len(feed))
+        for offset, (ref, when) in enumerate(self.deleted):
+            element = feed.makeelement(f"{{{TOMBSTONES_NS}}}deleted-entry", {"ref": ref, "when": when.isoformat()})
+            feed.insert(first + offset, element)
+        return feed
+
+
 class _UpdatePeriod(BaseExtension):  # type: ignore[misc]
     """sy:updatePeriod and sy:updateFrequency (RSS 1.0's Syndication module, read by RSS 2.0 readers too).
     feedgen's own extension writes `sy:UpdatePeriod`, which no reader knows."""
@@ -167,6 +185,9 @@ def _feed(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime) -> Fee
     if fmt is FeedFormat.ATOM:
         for rel, href in related_links(page):
             fg.link(href=href, rel=rel)
+        if page.deleted:
+            fg.register_extension("tombstones", _Tombstones, None, atom=True, rss=False)
+            fg.tombstones.deleted = page.deleted
     else:
         fg.register_extension("atomlinks", _RssAtomLinks, None, atom=False, rss=True)
         fg.atomlinks.links = related_links(page)
