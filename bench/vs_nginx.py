@@ -3,6 +3,7 @@
     python bench/vs_nginx.py                 # 1,000 posts, 3 runs of 5 s per server and kind
     python bench/vs_nginx.py --seconds 3 --runs 1
     python bench/vs_nginx.py --baseline-src /tmp/old/src   # also an older feedsvc (its src/ folder), same run
+    python bench/vs_nginx.py --varnish       # also Varnish with deploy/varnish.vcl in front of feedsvc
 
 Both serve /feeds/all.atom from the same content: feedsvc with its default settings (access log
 on, written to a file as an operator's log collector would read it; its cache in the temp
@@ -49,6 +50,7 @@ PATH = "/feeds/all.atom"
 BASE_URL = "https://feeds.example.org"
 GOALS = {"304": 0.5, "gzip": 0.5, "identity": 0.6}
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+VARNISHD = shutil.which("varnishd") or ("/usr/sbin/varnishd" if os.access("/usr/sbin/varnishd", os.X_OK) else None)
 
 
 def nginx_server_block(root: Path, port: int) -> str:
@@ -121,6 +123,25 @@ def run_nginx(work: Path, export: Path, *, access_log: bool) -> Iterator[Server]
 
 
 @contextmanager
+def run_varnish(work: Path, backend: Server) -> Iterator[Server]:
+    """varnishd (Debian's) with deploy/varnish.vcl, its backend pointed at `backend`; 64 MB of cache."""
+    work.mkdir()
+    port = free_port()
+    vcl = (ROOT / "deploy" / "varnish.vcl").read_text("utf-8")
+    vcl = vcl.replace('.port = "8000";', f'.port = "{backend.url.rsplit(":", 1)[1]}";', 1)
+    (work / "feedsvc.vcl").write_text(vcl, "utf-8")
+    process = subprocess.Popen(
+        [VARNISHD or "varnishd", "-F", "-j", "none", "-n", str(work / "state"), "-a", f"127.0.0.1:{port}",
+         "-f", str(work / "feedsvc.vcl"), "-s", "malloc,64m", "-T", "none"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(f"http://127.0.0.1:{port}{PATH}", 30)
+        yield Server(f"http://127.0.0.1:{port}", process.pid)
+    finally:
+        stop(process)
+
+
+@contextmanager
 def run_feedsvc(work: Path, content: Path, extra_env: dict[str, str], src: Path | None = None) -> Iterator[Server]:
     """`feedsvc serve` with the defaults (and `extra_env`); from the `src` folder's package if given."""
     work.mkdir()
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nginx-access-log", action="store_true", help="nginx writes an access log too")
     parser.add_argument("--baseline-src", type=Path, metavar="DIR",
                         help="also serve an older feedsvc from DIR (holding its feedsvc package), in the same run")
+    parser.add_argument("--varnish", action="store_true",
+                        help="also Varnish (deploy/varnish.vcl) in front of feedsvc, in the same run")
     parser.add_argument("--env", action="append", default=[], metavar="FEEDSVC_X=V",
                         help="a setting for feedsvc serve (default: none, the defaults)")
     args = parser.parse_args(argv)
@@ -199,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         servers = {"feedsvc": stack.enter_context(run_feedsvc(work / "feedsvc", work / "content", extra)),
                    "nginx": stack.enter_context(run_nginx(work / "nginx", work / "export",
                                                           access_log=args.nginx_access_log))}
+        if args.varnish:
+            if VARNISHD is None:
+                raise SystemExit("--varnish needs varnishd (apt-get install varnish)")
+            servers["varnish"] = stack.enter_context(run_varnish(work / "varnish", servers["feedsvc"]))
         if args.baseline_src:
             servers["baseline"] = stack.enter_context(
                 run_feedsvc(work / "baseline", work / "content", extra, args.baseline_src))
