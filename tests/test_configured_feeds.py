@@ -64,7 +64,8 @@ def test_featured_exists_without_configuration_when_a_post_is_featured(newsroom:
     assert titles(client, "/feeds/featured.rss") == ["Ferry returns"]
     opml = client.get("/feeds.opml").get_data(as_text=True)
     assert f"{BASE_URL}/feeds/featured.atom" in opml
-    assert "/feeds/featured" in client.get("/").get_data(as_text=True)  # the index page lists it
+    index = client.get("/").get_data(as_text=True)  # the index page lists it, by its title
+    assert f'<a href="{BASE_URL}/feeds/featured">Featured</a>' in index
 
 
 def test_no_featured_feed_while_no_post_is_featured(write_post: WritePost, make_app: Callable[..., Flask]) -> None:

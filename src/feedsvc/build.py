@@ -61,7 +61,8 @@ class Built:
 
 def feed_rules(settings: Settings) -> tuple[FeedRule, ...]:
     """The configured feeds (and `featured`) as the catalog applies them; filters parsed once here."""
-    return tuple(FeedRule(spec.slug, spec.rule(), always=spec in settings.feeds) for spec in settings.feed_specs)
+    return tuple(FeedRule(spec.slug, spec.rule(), always=spec in settings.feeds, title=spec.title)
+                 for spec in settings.feed_specs)
 
 
 def hidden_paths(settings: Settings) -> frozenset[str]:

@@ -57,6 +57,11 @@ class FeedRule:
     slug: str
     holds: Callable[[Post], bool]
     always: bool = True
+    title: str = ""  # what the index page and OPML call it (default: the slug)
+
+    @property
+    def channel(self) -> Channel:
+        return _term_channel(ChannelKind.FEED, self.slug, self.title or self.slug)
 
 
 def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] = (),
@@ -215,8 +220,8 @@ def _spelled(key: ChannelKey, post: Post, feeds: Sequence[FeedRule]) -> Channel:
 
 def _kept(keep: Iterable[str], feeds: Sequence[FeedRule]) -> Iterator[Channel]:
     """Channels listed with or without posts: those that have served entries, and configured feeds."""
+    yield from (rule.channel for rule in feeds if rule.always)  # first: named by their titles
     yield from filter(None, map(Channel.at, keep))
-    yield from (_term_channel(ChannelKind.FEED, rule.slug, rule.slug) for rule in feeds if rule.always)
 
 
 _KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
@@ -229,7 +234,7 @@ def channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
 
 def _channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
     channels = [ALL]
-    channels += [_term_channel(ChannelKind.FEED, rule.slug, rule.slug) for rule in feeds if rule.holds(post)]
+    channels += [rule.channel for rule in feeds if rule.holds(post)]
     channels += [_term_channel(ChannelKind.CATEGORY, t.slug, t.name) for t in post.categories]
     channels += [_term_channel(ChannelKind.TAG, t.slug, t.name) for t in post.tags]
     channels += [_term_channel(ChannelKind.AUTHOR, _author_slug(a.name), a.name) for a in post.authors]
