@@ -56,7 +56,7 @@ class Server:
         env = {**os.environ, "FEEDSVC_CACHE_DIR": str(cache), "FEEDSVC_ACCESS_LOG": "false"}
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, "-m", "feedsvc", "serve", "--content", str(content),
-                                         "--port", str(self.port)], stdout=subprocess.DEVNULL,
+                                         "--port", str(self.port), "--base-url", self.base], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
         self.peak_mb = 0.0
         self._stop = threading.Event()
