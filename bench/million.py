@@ -50,8 +50,8 @@ GOALS = {"cold_s": 300.0, "restart_s": 20.0, "peak_mb": 2500.0, "pickup_p95_s": 
 class Server:
     """One `feedsvc serve` in its own session, its memory sampled until it stops."""
 
-    def __init__(self, content: Path, cache: Path) -> None:
-        self.port = free_port()
+    def __init__(self, content: Path, cache: Path, port: int) -> None:
+        self.port = port  # the same for the restart: the base URL is part of what the cache was made with
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "FEEDSVC_CACHE_DIR": str(cache), "FEEDSVC_ACCESS_LOG": "false"}
         self.started = time.perf_counter()
@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
 
     figures: dict[str, float] = {}
-    server = Server(content, cache)
+    port = free_port()
+    server = Server(content, cache, port)
     try:
         figures["cold_s"] = server.ready_after(timeout=1800)
         print(f"cold: servable after {figures['cold_s']:.1f} s", flush=True)
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     figures["cold_peak_mb"] = server.peak_mb
-    restart = Server(content, cache)
+    restart = Server(content, cache, port)
     try:
         figures["restart_s"] = restart.ready_after(timeout=600)
     finally:
