@@ -78,7 +78,7 @@ class Publisher:
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), build, swap in the new Snapshot."""
-        with self._lock, _collector_paused():
+        with self._lock, _collector_paused(collect=paths is None):
             started = time.perf_counter()
             now = self.clock()
             scan = self.folder.scan(paths)
@@ -209,12 +209,15 @@ def _tell(on_change: OnChange, urls: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def _collector_paused(*, collect: bool = True) -> Iterator[None]:
     """A rebuild makes and drops 100,000s of objects, none in cycles: the cyclic collector only slows it.
 
     After it, what survived is frozen (gc.freeze): posts live until a change, and a full collection
     over a million of them stalls every request for seconds; frozen, collections look only at what
-    is younger. A collection first, so no garbage is frozen for good.
+    is younger. A full rescan collects first, so no garbage is frozen for good. A file event's
+    rebuild freezes without collecting: going through its new million-entry tuples took 0.3 s, a
+    pause every change waited for, and such a rebuild leaves no cycles to collect (measured: none
+    unreachable after each of them).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -223,5 +226,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-            gc.collect()
+            if collect:
+                gc.collect()
             gc.freeze()
