@@ -56,7 +56,7 @@ class Publisher:
         self.clock = clock
         self.on_change = on_change
         self.cache = ParseCache(settings)
-        with _collector_paused():  # 100,000 unpickled posts
+        with _collector_paused(collect=False):  # a million unpickled posts, no cycles; the first build collects
             cached = self.cache.load()
         self.folder = ContentFolder(settings, seed=cached.files)
         self.folder.id_changes = dict(cached.id_changes)
