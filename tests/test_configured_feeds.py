@@ -177,3 +177,19 @@ def test_a_bad_feed_table_is_named(table: str, problem: str, tmp_path: Path) -> 
     config.write_text(f"[[feeds]]\n{table}\n")
     with pytest.raises(ConfigError, match=problem):
         load_settings(env={"FEEDSVC_CONFIG": str(config)})
+
+
+def test_a_mistyped_featured_value_keeps_the_post_published(write_post: WritePost,
+                                                            make_app: Callable[..., Flask]) -> None:
+    write_post("a.txt", title="Quoted", featured='"true"')
+    write_post("b.txt", title="Odd", date="2025-01-03-00-00-00", featured="[maybe]")
+    client = make_app().test_client()
+    assert sorted(titles(client, "/feeds/all.atom")) == ["Odd", "Quoted"]
+    assert titles(client, "/feeds/featured.atom") == ["Quoted"]
+
+
+def test_a_language_that_is_no_tag_is_left_alone(write_post: WritePost, make_app: Callable[..., Flask]) -> None:
+    write_post("a.txt", title="Template language", lang="English language")
+    client = make_app().test_client()
+    assert titles(client, "/feeds/all.atom") == ["Template language"]
+    assert client.get("/feeds/lang/english-language.atom").status_code == 404

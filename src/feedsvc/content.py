@@ -127,7 +127,7 @@ def _build_post(source: str, meta: Mapping[str, Any], settings: Settings, revisi
         image=_image(meta, settings),
         draft=_flag(meta, "draft", default=False),
         in_feeds=_flag(meta, "feed", default=True),
-        featured=_flag(meta, "featured", default=False),
+        featured=_featured(meta.get("featured")),
         lang=_lang(meta),
     )
 
@@ -250,18 +250,26 @@ def _flag(meta: Mapping[str, Any], key: str, *, default: bool) -> bool:
     return value
 
 
+def _featured(value: Any) -> bool:
+    """`featured: true` (also "yes", "1"); any other value means not featured. Unlike `draft`, a
+    mistyped value here must not take the post out of its feeds."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str | int) and str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 
 
 def _lang(meta: Mapping[str, Any]) -> str | None:
-    """`lang:` (or `language:`), a BCP 47 tag such as `fr` or `pt-BR`; its feed is /feeds/lang/<tag>."""
-    key = "lang" if "lang" in meta else "language"
-    text = _text(meta, key)
-    if not text:
+    """`lang:` (or `language:`), a BCP 47 tag such as `fr` or `pt-BR`; its feed is /feeds/lang/<tag>.
+
+    Anything else (`English`, a list) is left alone, as before the key meant something: posts that
+    carried it for their templates stay published, in no language feed."""
+    value = meta.get("lang", meta.get("language"))
+    if not isinstance(value, str) or not _LANGUAGE_TAG.fullmatch(value.strip()):
         return None
-    if not _LANGUAGE_TAG.fullmatch(text):
-        raise _field(key, f"{text!r} is not a language tag (for example en, fr or pt-BR)")
-    return text
+    return value.strip()
 
 
 def post_url(slug: str, published: datetime, settings: Settings) -> str:
