@@ -23,7 +23,7 @@ from typing import BinaryIO
 from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import EPOCH, Post, Problem
-from feedsvc.unique import Published
+from feedsvc.unique import ONE_BY_ONE, Published
 
 Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
 Version = int  # a Signature packed into one int (see packed): a quarter of the memory, kept per file
@@ -240,24 +240,32 @@ class ContentFolder:
                 unsettled: bool = False) -> ScanResult:
         self._expire_id_changes()
         touched, self._touched = self._touched, set()
-        changes: dict[str, Post | None] = {}
-        for source in touched:
-            entry = self._entries.get(source)
-            changes[source] = entry.post if entry else None
-            if entry is not None and entry.problem is not None:
-                self._file_problems[source] = entry.problem
-            else:
-                self._file_problems.pop(source, None)
-        left, came = self._published.update(
-            changes, everything=lambda: (e.post for e in self._entries.values() if e.post is not None))
+        left: list[Post] | None
+        came: list[Post] | None
+        if len(touched) > ONE_BY_ONE or not self._published.by_source:  # a first scan, a `git pull`: all at once
+            self._file_problems = {s: e.problem for s, e in self._entries.items() if e.problem is not None}
+            self._published.rebuild(e.post for e in self._entries.values() if e.post is not None)
+            left = came = None  # not told apart: what builds on this scan starts again too
+        else:
+            changes: dict[str, Post | None] = {}
+            for source in touched:
+                entry = self._entries.get(source)
+                changes[source] = entry.post if entry else None
+                if entry is not None and entry.problem is not None:
+                    self._file_problems[source] = entry.problem
+                else:
+                    self._file_problems.pop(source, None)
+            left, came = self._published.update(
+                changes, everything=lambda: (e.post for e in self._entries.values() if e.post is not None))
         problems += self._published.clashes
         problems += self._file_problems.values()
         problems += self._future.values()
         problems.sort(key=lambda p: (p.path, p.line or 0))
         warnings = tuple(_id_warning(source, old, new) for source, (old, new, _) in sorted(self.id_changes.items()))
         return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems), warnings=warnings,
-                          changed=changed, folder_ok=folder_ok, unsettled=unsettled, left=tuple(left),
-                          came=tuple(came), by_source=self._published.by_source)
+                          changed=changed, folder_ok=folder_ok, unsettled=unsettled,
+                          left=None if left is None else tuple(left), came=None if came is None else tuple(came),
+                          by_source=self._published.by_source)
 
     def _walk(self) -> tuple[dict[str, tuple[str, Signature]], dict[str, Problem]]:
         """Every post file below the root, by its relative path: (absolute path, stat signature)."""

@@ -19,6 +19,13 @@ _SOURCE = operator.attrgetter("source")
 
 
 def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], list[Problem]]:
+    kept, problems, _, _ = _unique_names(posts, settings)
+    return kept, problems
+
+
+def _unique_names(posts: Iterable[Post], settings: Settings
+                  ) -> tuple[list[Post], list[Problem], dict[str, Post], dict[str, Post]]:
+    """make_unique's answer, and the posts by the ids and slugs they were given."""
     taken_ids: dict[str, Post] = {}
     taken_slugs: dict[str, Post] = {}
     kept, problems = [], []
@@ -35,7 +42,7 @@ def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], 
                 f"same id as {id_clash.source}; published with id {post.id} instead")))
         taken_ids[post.id] = taken_slugs[post.slug] = post
         kept.append(post)
-    return kept, problems
+    return kept, problems, taken_ids, taken_slugs
 
 
 def _free(name: str, separator: str, taken: Container[str], post: Post) -> str:
@@ -60,7 +67,7 @@ def _with_slug(post: Post, slug: str, settings: Settings) -> Post:
                                id=derived_id(slug, post.date, settings) if derived else post.id)
 
 
-_ONE_BY_ONE = 1000  # files changed at once up to which a change is applied alone; more (a first scan) go all through
+ONE_BY_ONE = 1000  # files changed at once up to which a change is applied alone; more (a first scan) go all through
 
 
 class Published:
@@ -75,26 +82,28 @@ class Published:
         self.settings = settings
         self.by_source: dict[str, Post] = {}
         self.clashes: list[Problem] = []
-        self._slugs: dict[str, str] = {}  # slug -> source
-        self._ids: dict[str, str] = {}  # entry id -> source
+        self._slugs: dict[str, Post] = {}  # slug -> the post published with it
+        self._ids: dict[str, Post] = {}  # entry id -> the post published with it
 
     def update(self, changed: dict[str, Post | None],
                everything: Callable[[], Iterable[Post]]) -> tuple[list[Post], list[Post]]:
         """Files whose post changed (None: it has none now); `everything`: every file's post, for a
         whole pass. Returns the published posts that left and those that came (an edit is both)."""
-        if (self.by_source and not self.clashes and len(changed) <= _ONE_BY_ONE
+        if (self.by_source and not self.clashes and len(changed) <= ONE_BY_ONE
                 and (replaced := self._apply(changed)) is not None):
             removed = [post for source, post in replaced.items() if post is not None and changed[source] is not post]
             added = [post for source, post in changed.items() if post is not None and replaced[source] is not post]
             return removed, added
         old = self.by_source
-        kept, self.clashes = make_unique(everything(), self.settings)
-        self.by_source = {post.source: post for post in kept}
-        self._slugs = {post.slug: post.source for post in kept}
-        self._ids = {post.id: post.source for post in kept}
+        self.rebuild(everything())
         removed = [post for source, post in old.items() if self.by_source.get(source) is not post]
         added = [post for source, post in self.by_source.items() if old.get(source) is not post]
         return removed, added
+
+    def rebuild(self, posts: Iterable[Post]) -> None:
+        """All of them through make_unique, when what changed is not worth telling apart (a first scan)."""
+        kept, self.clashes, self._ids, self._slugs = _unique_names(posts, self.settings)
+        self.by_source = {post.source: post for post in kept}
 
     def _apply(self, changed: dict[str, Post | None]) -> dict[str, Post | None] | None:
         """Apply `changed` alone if it makes no clash, returning the posts it replaced; None if it would clash."""
@@ -102,8 +111,8 @@ class Published:
         if len({post.slug for post in coming}) < len(coming) or len({post.id for post in coming}) < len(coming):
             return None
         for post in coming:  # a name held by a file not in this change is a clash
-            if (self._slugs.get(post.slug, post.source) not in changed
-                    or self._ids.get(post.id, post.source) not in changed):
+            if (((holder := self._slugs.get(post.slug)) is not None and holder.source not in changed)
+                    or ((holder := self._ids.get(post.id)) is not None and holder.source not in changed)):
                 return None
         replaced = {source: self.by_source.pop(source, None) for source in changed}
         for old in replaced.values():
@@ -111,5 +120,5 @@ class Published:
                 del self._slugs[old.slug], self._ids[old.id]
         for post in coming:
             self.by_source[post.source] = post
-            self._slugs[post.slug] = self._ids[post.id] = post.source
+            self._slugs[post.slug] = self._ids[post.id] = post
         return replaced
