@@ -181,3 +181,22 @@ def test_a_file_event_rebuild_leaves_no_cycles_to_collect(posts: list[Path], cac
             assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_a_bulk_change_of_more_files_than_one_at_a_time_takes(posts: list[Path], cached_settings: Settings) -> None:
+    """Over unique.ONE_BY_ONE files at once (a `git pull`) are gone through in one pass, with the same result."""
+    from feedsvc.unique import ONE_BY_ONE
+
+    publisher = Publisher(cached_settings)
+    publisher.rebuild()
+    folder = posts[0].parent.parent / "bulk"
+    folder.mkdir()
+    for number in range(ONE_BY_ONE + 1):
+        (folder / f"bulk-{number:04d}.md").write_text(front_matter_post(title=f"Bulk {number}", date="2025-03-01"),
+                                                       "utf-8")
+    snapshot = publisher.rebuild()
+    titles = {p.title for p in snapshot.posts.values()}
+    assert {f"Bulk {number}" for number in range(ONE_BY_ONE + 1)} <= titles and "Post 0" in titles
+    posts[0].write_text(front_matter_post(title="Post 0, edited", date="2025-01-01"), "utf-8")
+    after = publisher.rebuild([str(posts[0])])  # one file again: applied alone, on top of the bulk pass
+    assert "Post 0, edited" in {p.title for p in after.posts.values()} and len(after.posts) == len(snapshot.posts)
