@@ -276,3 +276,20 @@ def test_build_keeps_emptied_feeds_and_removes_retired_ones(write_post: WritePos
     assert not (out / "feeds/category/sport.atom").exists()
     assert sorted(feed_files(out)) == [f"{path}.{fmt}" for path in ("all", "category/news")
                                        for fmt in ("atom", "json", "rss")]
+
+
+def test_output_cut_short_by_a_pipe_is_no_error(tmp_path: Path) -> None:
+    """`feedsvc check | head -1`: the reader stopped reading; no traceback on stderr."""
+    content = tmp_path / "content"
+    content.mkdir()
+    for number in range(2000):
+        (content / f"broken-{number}.md").write_text("---\ntitle: [\n---\n", "utf-8")
+    with (tmp_path / "stderr.txt").open("wb") as stderr:  # a file: 2,000 logged problems would fill a pipe
+        check = subprocess.Popen([sys.executable, "-m", "feedsvc", "check", "--content", str(content)],
+                                 stdout=subprocess.PIPE, stderr=stderr, env={**os.environ, "FEEDSVC_CACHE_DIR": "off"})
+        assert check.stdout is not None
+        check.stdout.readline()
+        check.stdout.close()  # as `head -1` does
+        assert check.wait(timeout=60) == 1
+    errors = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors[-2000:]
