@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from conftest import NOW, WritePost, parse
 from lxml import etree
@@ -19,7 +20,7 @@ def tombstones(body: bytes) -> list[tuple[str, str]]:
 
 
 def test_a_deleted_post_is_announced_in_each_of_its_atom_feeds_for_the_days_set(
-        write_post: WritePost, make_settings: Callable[..., Settings], tmp_path: object) -> None:
+        write_post: WritePost, make_settings: Callable[..., Settings]) -> None:
     clock = [NOW]
     doomed = write_post("2025/doomed.txt", title="Doomed", date="2025-01-10-08-00-00", categories="[news]")
     write_post("2025/stays.txt", title="Stays", date="2025-01-09-08-00-00", categories="[news]")
@@ -51,9 +52,9 @@ def test_off_by_default(write_post: WritePost, make_settings: Callable[..., Sett
 
 
 def test_a_changed_id_leaves_a_tombstone_for_the_old_one_and_a_restart_keeps_it(
-        write_post: WritePost, make_settings: Callable[..., Settings], tmp_path: object) -> None:
+        write_post: WritePost, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     post = write_post("ferry.txt", title="Ferry", date="2025-01-10-08-00-00")
-    settings = make_settings(tombstone_days=7, cache_dir=str(tmp_path) + "/cache")  # type: ignore[operator]
+    settings = make_settings(tombstone_days=7, cache_dir=str(tmp_path / "cache"))
     publisher = Publisher(settings, clock=lambda: NOW)
     old_id = parse(publisher.rebuild().feeds["all.atom"].body).entries[0].id
     write_post("ferry.txt", title="Ferry", date="2025-01-11-08-00-00")

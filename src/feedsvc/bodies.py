@@ -36,39 +36,34 @@ class Bodies:
 
     def html(self, post: Post) -> str:
         """The post as readers show it: its lead image (if any) first, then the body (or else the summary)."""
-        key = _key(post)
-        if (found := self._cache.get(key)) is not None:
-            return found
-        data = self._read(post.source, post.revision)
-        if data is None:  # the file is another version now: never its bytes under this post's metadata
-            return self._last_known(post)
-        try:
-            html = with_lead_image(render_markdown(read_body(data), post.url), post.image, post.summary)
-        except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
-            logger.exception("%s: body cannot be rendered; showing its summary", post.source)
-            html = summary_html(post.summary)
-        self._cache.put(key, html)
-        return html
+        return self._made(post, excerpt=False)
 
     def excerpt(self, post: Post) -> str:
         """The body up to its `<!--more-->` line, then a link to the rest; the whole body if it has none.
 
         For feeds whose content policy is `excerpt`: what readers show says there is more, and where.
         """
-        key = ("more:" + post.source, *_key(post)[1:])
+        return self._made(post, excerpt=True)
+
+    def _made(self, post: Post, *, excerpt: bool) -> str:
+        key = _key(post)
+        if excerpt:
+            key = ("more:" + post.source, *key[1:])
         if (found := self._cache.get(key)) is not None:
             return found
         data = self._read(post.source, post.revision)
-        body = read_body(data) if data is not None else None
-        cut = MORE.search(body) if body is not None else None
-        if body is None or cut is None:
-            return self.html(post)
+        if data is None:  # the file is another version now: never its bytes under this post's metadata
+            return self._last_known(post)
+        body = read_body(data)
+        cut = MORE.search(body) if excerpt else None
         try:
-            html = with_lead_image(render_markdown(body[:cut.start()], post.url), post.image, post.summary)
-        except Exception:
-            logger.exception("%s: excerpt cannot be rendered; showing its summary", post.source)
+            html = with_lead_image(render_markdown(body if cut is None else body[:cut.start()], post.url),
+                                   post.image, post.summary)
+        except Exception:  # a body no check foresaw: its post shows its summary, the feeds go on
+            logger.exception("%s: body cannot be rendered; showing its summary", post.source)
             html = summary_html(post.summary)
-        html += f'<p><a href="{escape(post.url)}">Continue reading \u201c{escape(post.title)}\u201d</a></p>'
+        if cut is not None:
+            html += f'<p><a href="{escape(post.url)}">Continue reading \u201c{escape(post.title)}\u201d</a></p>'
         self._cache.put(key, html)
         return html
 

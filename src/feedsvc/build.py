@@ -59,8 +59,9 @@ class Built:
     deleted: Mapping[str, Tombstones] = field(default_factory=dict)  # channel path -> its posts deleted lately
 
 
+@functools.lru_cache(maxsize=8)  # the same settings for every build of a run: each filter is parsed once
 def feed_rules(settings: Settings) -> tuple[FeedRule, ...]:
-    """The configured feeds (and `featured`) as the catalog applies them; filters parsed once here."""
+    """The configured feeds (and `featured`) as the catalog applies them."""
     return tuple(FeedRule(spec.slug, spec.rule(), always=spec in settings.feeds, title=spec.title)
                  for spec in settings.feed_specs)
 
@@ -110,14 +111,13 @@ def _tombstones(previous: Mapping[str, Tombstones], scan: ScanResult, catalog: C
         return {}
     cutoff = now - timedelta(days=settings.tombstone_days)
     found = {path: list(stones) for path, stones in previous.items()}
-    rules = feed_rules(settings) if scan.left else ()
     for post in scan.left or ():
         current = scan.by_source.get(post.source) if scan.by_source is not None else None
         if not post.in_feeds or post.draft or post.date > now or (
                 current is not None and not current.draft and current.id == post.id):
             continue  # it was never in a feed, or it still is (an edit)
         when = whole_seconds(min(current.modified if current is not None else removed_at(post.source), now))
-        for channel in channels_of(post, rules):
+        for channel in channels_of(post, feed_rules(settings)):
             found.setdefault(channel.path, []).insert(0, (post.id, when))
     listed = {listing.channel.path: {p.id for p in listing.posts[:settings.max_items]}
               for listing in catalog.listings if listing.channel.path in found}

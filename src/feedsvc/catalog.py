@@ -77,7 +77,7 @@ def build_catalog(posts: Iterable[Post], *, now: datetime, keep: Iterable[str] =
     channels: dict[tuple[ChannelKind, str], Channel] = {(ALL.kind, ALL.slug): ALL}  # a name's first spelling wins
     for post in visible:
         if post.in_feeds:
-            for channel in _channels_of(post, feeds):
+            for channel in channels_of(post, feeds):
                 key = (channel.kind, channel.slug)
                 channels.setdefault(key, channel)
                 groups[key].append(post)
@@ -147,7 +147,7 @@ class CatalogIndex:
         self._groups = defaultdict(list)
         for post in self._visible:
             if post.in_feeds:
-                for channel in _channels_of(post, self._feeds):
+                for channel in channels_of(post, self._feeds):
                     self._groups[(channel.kind, channel.slug)].append(post)
         self._groups = dict(self._groups)
         self._listings = {}
@@ -163,7 +163,7 @@ class CatalogIndex:
         bisect.insort(self._visible, post, key=sort_key)
         self._by_slug[post.slug] = post
         if post.in_feeds:
-            for channel in _channels_of(post, self._feeds):
+            for channel in channels_of(post, self._feeds):
                 key = (channel.kind, channel.slug)
                 bisect.insort(self._groups.setdefault(key, []), post, key=sort_key)
                 dirty.add(key)
@@ -177,7 +177,7 @@ class CatalogIndex:
         if self._by_slug.get(post.slug) is post:
             del self._by_slug[post.slug]
         if post.in_feeds:
-            for channel in _channels_of(post, self._feeds):
+            for channel in channels_of(post, self._feeds):
                 key = (channel.kind, channel.slug)
                 group = self._groups.get(key)
                 if group is not None and _take(group, post, sort_key):
@@ -215,7 +215,7 @@ def _take(posts: list[Post], post: Post, key: Callable[[Post], Any]) -> bool:
 
 
 def _spelled(key: ChannelKey, post: Post, feeds: Sequence[FeedRule]) -> Channel:
-    return next(channel for channel in _channels_of(post, feeds) if (channel.kind, channel.slug) == key)
+    return next(channel for channel in channels_of(post, feeds) if (channel.kind, channel.slug) == key)
 
 
 def _kept(keep: Iterable[str], feeds: Sequence[FeedRule]) -> Iterator[Channel]:
@@ -229,10 +229,6 @@ _KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
 
 def channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
     """Every channel a published post is in (ALL, its feeds of [[feeds]], categories, tags, authors, language)."""
-    return _channels_of(post, feeds)
-
-
-def _channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
     channels = [ALL]
     channels += [rule.channel for rule in feeds if rule.holds(post)]
     channels += [_term_channel(ChannelKind.CATEGORY, t.slug, t.name) for t in post.categories]

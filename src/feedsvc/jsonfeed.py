@@ -39,19 +39,19 @@ def render_json_feed(info: FeedInfo, page: Page, *, bodies: Mapping[str, str]) -
 
 def _safe_item(post: Post, bodies: Mapping[str, str], feed: str, summary_only: bool) -> dict[str, Any] | None:
     try:
-        if summary_only:  # an item must carry content_html or content_text: the summary, or else the title
-            item = _item(post, "")
-            del item["content_html"]
-            item["content_text"] = post.summary or post.title
-            return item
-        return _item(post, bodies.get(post.source, ""))
+        return _item(post, None if summary_only else bodies.get(post.source, ""))
     except Exception:  # one post a check missed costs its item, never the feed
         logger.exception("%s: left out of %s: it cannot be written as an item", post.source, feed)
         return None
 
 
-def _item(post: Post, content: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"id": post.id, "url": post.url, "title": post.title, "content_html": content}
+def _item(post: Post, content: str | None) -> dict[str, Any]:
+    """`content` None: a summary feed's item, whose content (one is required) is its summary, or else its title."""
+    item: dict[str, Any] = {"id": post.id, "url": post.url, "title": post.title}
+    if content is None:
+        item["content_text"] = post.summary or post.title
+    else:
+        item["content_html"] = content
     if post.summary:
         item["summary"] = post.summary
     if post.image:

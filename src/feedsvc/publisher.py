@@ -118,7 +118,7 @@ class Publisher:
         Channels already known, renamed or retired, or not channel paths are left alone.
         """
         with self._lock:
-            hidden, stamps = hidden_paths(self.settings), self._built.stamps
+            hidden, stamps = self._hidden, self._built.stamps
             fresh = {path: Stamp(posts=(), at=whole_seconds(at)) for path, at in channels.items()
                      if Channel.at(path) is not None and path not in stamps and path not in hidden}
             self._built = dataclasses.replace(self._built, stamps={**stamps, **fresh})
