@@ -14,7 +14,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -209,7 +209,6 @@ class ContentFolder:
         if isinstance(result, Post):
             self._entries[source] = _Entry(packed(signature), result, None)
         else:  # keep serving the last good version while the file is broken
-            old = self._entries.get(source)
             self._entries[source] = _Entry(packed(signature), old.post if old else None, result)
 
     def _look_at(self, paths: set[str]) -> tuple[dict[str, tuple[str, Signature]], set[str]]:
@@ -242,9 +241,13 @@ class ContentFolder:
         touched, self._touched = self._touched, set()
         left: list[Post] | None
         came: list[Post] | None
+
+        def every_post() -> Iterator[Post]:
+            return (e.post for e in self._entries.values() if e.post is not None)
+
         if len(touched) > ONE_BY_ONE or not self._published.by_source:  # a first scan, a `git pull`: all at once
             self._file_problems = {s: e.problem for s, e in self._entries.items() if e.problem is not None}
-            self._published.rebuild(e.post for e in self._entries.values() if e.post is not None)
+            self._published.rebuild(every_post())
             left = came = None  # not told apart: what builds on this scan starts again too
         else:
             changes: dict[str, Post | None] = {}
@@ -255,8 +258,7 @@ class ContentFolder:
                     self._file_problems[source] = entry.problem
                 else:
                     self._file_problems.pop(source, None)
-            left, came = self._published.update(
-                changes, everything=lambda: (e.post for e in self._entries.values() if e.post is not None))
+            left, came = self._published.update(changes, everything=every_post)
         problems += self._published.clashes
         problems += self._file_problems.values()
         problems += self._future.values()
