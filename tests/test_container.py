@@ -227,7 +227,8 @@ def test_compose_file_is_valid_compose_and_lints_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     # The judge is real: the same file with a key the specification does not have fails it.
     broken = tmp_path / "compose.yaml"
-    broken.write_text(COMPOSE.read_text("utf-8").replace("    init: true", "    init: true\n    restart_policy: always"))
+    text = COMPOSE.read_text("utf-8")
+    broken.write_text(text.replace("    init: true", "    init: true\n    restart_policy: always"))
     result = subprocess.run([dclint, "--color", "false", str(broken)], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "invalid-schema" in result.stdout, result.stdout
 

@@ -121,3 +121,35 @@ def test_replicas_date_the_same_changes_alike(newsroom: None, make_app: Callable
     for path in FEEDS:
         a, b = one.test_client().get(path), two.test_client().get(path)
         assert (a.data, a.headers["ETag"], a.last_modified) == (b.data, b.headers["ETag"], b.last_modified), path
+
+
+def test_a_post_that_came_due_while_stopped_moves_last_modified_after_a_restart(
+        newsroom: None, make_app: Callable[..., Flask], write_post: WritePost, tmp_path: Path) -> None:
+    """Every file is as the cache left it, yet a channel holds another post: its time came meanwhile."""
+    cache = str(tmp_path / "cache")
+    due = NOW + timedelta(hours=1)
+    write_post("2026/embargo.md", title="Embargoed", date=due.strftime("%Y-%m-%d-%H-%M-%S"), categories="[news]")
+    app = make_app(cache_dir=cache)
+    before = {path: validators(app.test_client(), path) for path in FEEDS}
+    assert "Embargoed" not in app.test_client().get("/feeds/all.atom").get_data(as_text=True)
+    app.extensions["feedsvc"].persist()
+    restarted = make_app(now=due + timedelta(hours=1), cache_dir=cache).test_client()
+    assert parse(restarted.get("/feeds/all.atom")).entries[0].title == "Embargoed"
+    moved_everywhere(restarted, before)
+
+
+def test_a_restart_with_nothing_changed_does_not_go_through_every_post_again(
+        newsroom: None, make_app: Callable[..., Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached stamps are trusted as they are: at a million posts, checking them took seconds."""
+    cache = str(tmp_path / "cache")
+    make_app(cache_dir=cache).extensions["feedsvc"].persist()
+    import feedsvc.build
+
+    checked: list[str] = []
+    real = feedsvc.build.fingerprints
+    monkeypatch.setattr(feedsvc.build, "fingerprints", lambda channels: checked.extend(channels) or real(channels))
+    before = validators(make_app(cache_dir=cache).test_client(), "/feeds/all.atom")
+    assert checked == []
+    make_app(cache_dir=cache).extensions["feedsvc"].persist()  # unchanged: the same validators again
+    assert validators(make_app(now=NOW + timedelta(days=3), cache_dir=cache).test_client(), "/feeds/all.atom") == before
+    assert checked == []

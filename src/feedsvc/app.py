@@ -25,11 +25,16 @@ from feedsvc.websub import WebSubNotifier
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Flask:
-    """A ready app serving the content as it is now; it refreshes only after start_background()."""
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now, resume: bool = False) -> Flask:
+    """A ready app serving the content as it is now; it refreshes only after start_background().
+
+    `resume`: serve the feeds the last run saved, if any, and leave the first build to
+    start_background() (see Publisher.resume); `serve` does, so a restart answers at once.
+    """
     settings = settings or load_settings()
     publisher = Publisher(settings, clock=clock)
-    publisher.rebuild()
+    if not (resume and publisher.resume()):
+        publisher.rebuild()
     app = Flask(__name__)
     # werkzeug redirects `//` to `/` with a Location built from the Host header, which a cache in
     # front would keep: a forged Host would poison it. An address with `//` is simply not found.

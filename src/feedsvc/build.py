@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -73,12 +73,15 @@ def hidden_paths(settings: Settings) -> frozenset[str]:
 
 def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now: datetime, html: Html,
                    removed_at: RemovedAt, floors: Mapping[str, datetime] | None = None,
-                   catalog: Catalog | None = None, excerpt: Html | None = None) -> tuple[Snapshot, Built]:
+                   catalog: Catalog | None = None, excerpt: Html | None = None,
+                   trusted: Collection[str] = ()) -> tuple[Snapshot, Built]:
     """The Snapshot for `scan` at `now`, and what the next build needs of this one.
 
     `floors`: channel path -> a time its stamp must be after (see Publisher.date_after).
     `catalog`: the scan's posts as catalog.CatalogIndex keeps them (made here when not given).
     `excerpt`: a post's body up to <!--more--> (bodies.Bodies.excerpt), for feeds whose content policy says so.
+    `trusted`: channels whose cached stamp (made_for) is known to be for the posts they hold now
+    (a restart that found every file as cached): taken as it is, without a fingerprint of their posts.
     """
     if catalog is None:
         catalog = build_catalog(scan.posts, now=now, keep=previous.stamps.keys(), hidden=hidden_paths(settings),
@@ -88,7 +91,7 @@ def build_snapshot(scan: ScanResult, previous: Built, *, settings: Settings, now
     expired = {path: previous.stamps[path].at for path in previous.deleted.keys() - deleted.keys()
                if path in previous.stamps}  # their documents change: dated anew, though their posts did not
     stamps = _restamp(previous.stamps, catalog, scan, now=now, removed_at=removed_at,
-                      floors={**expired, **(floors or {})})
+                      floors={**expired, **(floors or {})}, trusted=trusted)
     times = {listing.channel.path: stamps[listing.channel.path].at for listing in catalog.listings}
     infos = {listing.channel.path: feed_info(settings, listing.channel) for listing in catalog.listings}
     prebuilt, feeds = _prebuild(catalog, times, infos, previous.prebuilt, settings=settings, html=html,
@@ -160,18 +163,19 @@ def made_bodies(pages: list[Page], html: Html) -> dict[str, str]:
 
 
 def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, *, now: datetime,
-             removed_at: RemovedAt, floors: Mapping[str, datetime]) -> dict[str, Stamp]:
+             removed_at: RemovedAt, floors: Mapping[str, datetime], trusted: Collection[str] = ()
+             ) -> dict[str, Stamp]:
     """Date each channel anew whose posts changed (see stamps), one now empty too (its posts left);
     a channel no longer published (renamed or retired) keeps its time."""
     stamps = {path: Stamp(posts=None, at=stamp.at) for path, stamp in previous.items()}
-    cached = {li.channel.path: li.posts for li in catalog.listings
-              if (stamp := previous.get(li.channel.path)) is not None and stamp.made_for is not None}
+    cached = {li.channel.path: li.posts for li in catalog.listings if li.channel.path not in trusted
+              and (stamp := previous.get(li.channel.path)) is not None and stamp.made_for is not None}
     known = fingerprints(cached)  # the first build after a restart: are these the posts the stamp was made for?
     by_source = scan.by_source
     for listing in catalog.listings:
         path = listing.channel.path
         last = previous.get(path)
-        if last is not None and last.made_for is not None and known.get(path) == last.made_for:
+        if last is not None and last.made_for is not None and (path in trusted or known.get(path) == last.made_for):
             last = Stamp(posts=listing.posts, at=last.at)  # its bound is not known: a full pass, once
         left = None
         if last is not None and last.posts is not None and last.posts != listing.posts:

@@ -32,9 +32,11 @@ _TRIM = _malloc_trim()
 
 
 class Busy(Exception):
-    """Another document is being made; ask again after `retry_after` seconds."""
+    """Another document is being made (or the posts are still being read); ask again after `retry_after` seconds."""
 
-    retry_after = RETRY_AFTER
+    def __init__(self, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(f"busy; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 class PageCache:
@@ -55,7 +57,7 @@ class PageCache:
         if not self._rendering.acquire(blocking=False):
             with self._counting:
                 self.refused += 1
-            raise Busy
+            raise Busy()
         try:
             feed = make()
         finally:

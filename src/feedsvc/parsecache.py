@@ -11,6 +11,7 @@ or other user may write, as ssh treats its keys.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -27,12 +28,13 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.content import shared_term
 from feedsvc.files import atomic_file, sweep_temp_files
-from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Term
+from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Snapshot, Term
 from feedsvc.stamps import Stamp, fingerprints
+from feedsvc.walk import digest
 
 logger = logging.getLogger(__name__)
 
-Version = int  # scan.packed: a file's stat signature as one int
+Version = int  # walk.packed: a file's stat signature as one int
 
 
 @dataclass(slots=True)
@@ -44,6 +46,15 @@ class CachedState:
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
     id_changes: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # see scan.ContentFolder.id_changes
     deleted: dict[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)  # see build.Built.deleted
+    # The channels whose fingerprint was taken from the posts they held when saved, and when the
+    # clock alone would next change what they hold (a future post going live; None: never). A
+    # restart that finds every file as saved, before that time, can trust those stamps unchecked.
+    exact: frozenset[str] = frozenset()
+    next_due: datetime | None = None
+    listing: str | None = None  # walk.digest of `files` and their versions: a listing with it changed nothing
+    # What the web layer served when this was saved, without the posts (see Publisher.resume): read
+    # on its own, first, so a restart serves the feeds before it reads a million posts.
+    front: Snapshot | None = None
 
 
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
@@ -68,7 +79,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 8)  # 6: this file's layout
+_LAYOUT = ("feedsvc-cache", 10)  # 6: this file's layout
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -107,7 +118,10 @@ class _Unpickler(pickle.Unpickler):
 def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> None:
     protocol = pickle.HIGHEST_PROTOCOL
     _Pickler(f, protocol).dump(header)
-    files = [(source, *rest) for source, rest in state.files.items()]
+    front = None if state.front is None else dataclasses.replace(state.front, listings={}, posts={})
+    # As bytes in bytes: load() steps over it with one copy instead of unpickling it again.
+    _Pickler(f, protocol).dump(None if front is None else pickle.dumps(front, protocol))
+    files = list(state.files.items())
     for start in range(0, len(files), _CHUNK):
         _Pickler(f, protocol).dump(files[start:start + _CHUNK])
     _Pickler(f, protocol).dump(state.feeds)
@@ -115,6 +129,7 @@ def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> Non
     _Pickler(f, protocol).dump(state.bodies)
     _Pickler(f, protocol).dump(state.id_changes)
     _Pickler(f, protocol).dump(state.deleted)
+    _Pickler(f, protocol).dump((state.exact, state.next_due, state.listing))
     _Pickler(f, protocol).dump(_END)
 
 
@@ -123,21 +138,51 @@ class ParseCache:
         self.path = cache_file(settings)
         self.header = (*_LAYOUT, _shape(settings))
 
+    def stored_bytes(self) -> int:
+        """The size of the cache file (0 if there is none): how big a folder the last run saw."""
+        try:
+            return 0 if self.path is None else self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def load_front(self) -> Snapshot | None:
+        """What the web layer served when the cache was saved (without the posts), if it was made
+        with these settings by this version; None otherwise. Quick: it is at the start of the file."""
+        if (f := self._open()) is None:
+            return None
+        with f:
+            try:
+                header = _Unpickler(f).load()
+                blob = _Unpickler(f).load() if header == self.header else None
+                front = None if blob is None else pickle.loads(blob)
+            except Exception as exc:  # any damage: start as without a cache (load() says why)
+                logger.debug("cache %s: no saved feeds to serve first (%s)", self.path, exc)
+                return None
+        return front if isinstance(front, Snapshot) else None
+
     def load(self) -> CachedState:
-        if self.path is None:
+        if (f := self._open()) is None:
             return CachedState()
+        with f:
+            return self._read(f)
+
+    def _open(self) -> BinaryIO | None:
+        """The cache file, if there is one that nobody else could have written."""
+        if self.path is None:
+            return None
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return CachedState()
+            return None
         except OSError as exc:
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc.strerror or exc)
-            return CachedState()
-        with open(fd, "rb") as f:
-            if why := untrusted_folder(self.path.parent) or untrusted_file(os.fstat(fd)):
-                logger.error("cache %s not loaded: %s; building from the files", self.path, why)
-                return CachedState()
-            return self._read(f)
+            return None
+        f = open(fd, "rb")  # noqa: SIM115 (the caller closes it)
+        if why := untrusted_folder(self.path.parent) or untrusted_file(os.fstat(fd)):
+            f.close()
+            logger.error("cache %s not loaded: %s; building from the files", self.path, why)
+            return None
+        return f
 
     def _read(self, f: BinaryIO) -> CachedState:
         state = CachedState()
@@ -145,13 +190,15 @@ class ParseCache:
             header = _Unpickler(f).load()
             if header[:2] != _LAYOUT:
                 raise ValueError("not a feedsvc cache of this layout")
+            _Unpickler(f).load()  # the front snapshot (see load_front)
             while isinstance(part := _Unpickler(f).load(), list):
-                state.files.update((source, rest) for source, *rest in part)
+                state.files.update(part)
             state.feeds = part
             state.stamps = _Unpickler(f).load()
             state.bodies = _Unpickler(f).load()
             state.id_changes = _Unpickler(f).load()
             state.deleted = _Unpickler(f).load()
+            state.exact, state.next_due, state.listing = _Unpickler(f).load()
             if _Unpickler(f).load() is not _END:
                 raise ValueError("cache file does not end where it should")
             if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
@@ -166,11 +213,17 @@ class ParseCache:
                    feeds: Mapping[tuple[Page, FeedFormat, datetime], RenderedFeed], stamps: Mapping[str, Stamp],
                    bodies: dict[str, tuple[str, str]],
                    id_changes: dict[str, tuple[str, str, float]] | None = None,
-                   deleted: dict[str, tuple[tuple[str, datetime], ...]] | None = None) -> None:
-        """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts)."""
+                   deleted: dict[str, tuple[tuple[str, datetime], ...]] | None = None,
+                   next_due: datetime | None = None, front: Snapshot | None = None) -> None:
+        """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts).
+
+        `next_due`: when the clock alone next changes which posts the channels hold (see CachedState).
+        """
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
+        listing = digest((source, version) for source, (version, _, _) in files.items())
         self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
-                              deleted=dict(deleted or {}), stamps={
+                              deleted=dict(deleted or {}), exact=frozenset(known), next_due=next_due,
+                              listing=listing, front=front, stamps={
             path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}))
 
     def save(self, state: CachedState) -> None:

@@ -30,7 +30,7 @@ from feedsvc.build import (
 from feedsvc.catalog import CatalogIndex
 from feedsvc.config import Settings
 from feedsvc.model import Channel, FeedFormat, Page, RenderedFeed, Snapshot
-from feedsvc.pages import PageCache
+from feedsvc.pages import Busy, PageCache
 from feedsvc.paging import parse_cursor
 from feedsvc.parsecache import ParseCache
 from feedsvc.render import render_feed
@@ -41,6 +41,8 @@ from feedsvc.urls import feed_info
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+WARMING_RETRY_AFTER = 5  # seconds: a restart reads a million posts in about 20
+LIST_AHEAD_FROM = 32 << 20  # bytes of cache (some 50,000 posts) from which the folder is listed while it loads
 OnChange = Callable[[list[str]], None]  # the self URLs of feeds whose bytes changed
 
 
@@ -56,36 +58,75 @@ class Publisher:
         self.clock = clock
         self.on_change = on_change
         self.cache = ParseCache(settings)
-        with _collector_paused(collect=False):  # a million unpickled posts, no cycles; the first build collects
-            cached = self.cache.load()
-        self.folder = ContentFolder(settings, seed=cached.files)
-        self.folder.id_changes = dict(cached.id_changes)
+        self.folder = ContentFolder(settings)
         self.bodies = Bodies(self.folder.read)
-        self.bodies.keep(cached.bodies)
         self.pages = PageCache()
         self.snapshot = Snapshot()
+        # Serving the feeds the last run saved (resume) while the first build, in the background, reads
+        # the cache and the folder: documents that need the posts answer 503 until it is done.
+        self.warming = False
         self.next_due: datetime | None = None  # when a future post goes live or a changing file settles
         self.builds = (0, 0.0)  # rebuilds run and seconds spent, for /metrics
         self._lock = threading.Lock()  # one rebuild at a time
         self._index = CatalogIndex(feeds=feed_rules(settings))
         self._hidden = hidden_paths(settings)
-        self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
-                                    for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds,
-                            deleted=cached.deleted)
+        self._built = Built()
+        self._loaded = False  # the cache is read by the first rebuild (see _load_cache)
         self._floors: dict[str, datetime] = {}  # path -> a time the next stamp must be after (see date_after)
         self._republish = False  # channels were remembered since the last publish (see remember)
         self._dirty = False  # changed since the cache was written
+        # Channels whose cached stamps the first build may take as made for the posts it finds, if
+        # the scan finds every file as cached before `_trusted_until` (see parsecache.CachedState).
+        self._trusted: frozenset[str] = frozenset()
+        self._trusted_until: datetime | None = None
+
+    def resume(self) -> bool:
+        """Serve the feeds the last run saved, if it saved them with these settings, until the first
+        rebuild is done: a restart over a million posts answers its readers at once, not in 20 s.
+
+        Everything that needs the posts (pages, tag and author feeds, post pages) answers 503 with
+        Retry-After meanwhile; a change made while the service was stopped shows after that rebuild.
+        """
+        front = self.cache.load_front()
+        if front is None:
+            return False
+        self.snapshot, self.warming = front, True
+        logger.info("serving the %d feeds saved %s while the posts are read", len(front.feeds),
+                    front.built_at.isoformat() if front.built_at else "earlier")
+        return True
+
+    def _load_cache(self) -> None:
+        """Take in what the last run saved, before the first scan (under the lock)."""
+        self._loaded = True
+        if self.cache.stored_bytes() >= LIST_AHEAD_FROM:
+            self.folder.list_ahead()  # on the other core while the cache loads: the two take as long
+        with _collector_paused(collect=False):  # a million unpickled posts, no cycles; the first build collects
+            cached = self.cache.load()
+        self.folder.seed(cached.files, digest=cached.listing)
+        self.folder.id_changes = dict(cached.id_changes)
+        self.bodies.keep(cached.bodies)
+        self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
+                                    for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds,
+                            deleted=cached.deleted)
+        self._trusted, self._trusted_until = cached.exact, cached.next_due
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), build, swap in the new Snapshot."""
         with self._lock, _collector_paused(collect=paths is None):
             started = time.perf_counter()
+            if not self._loaded:
+                self._load_cache()
             now = self.clock()
             scan = self.folder.scan(paths)
             # Every change goes into the index, published now or not, so it never misses one.
             catalog = self._index.update(posts=scan.posts, left=scan.left, came=scan.came, now=now,
                                          keep=self._built.stamps.keys(), hidden=self._hidden)
+            trusted, self._trusted = self._trusted, frozenset()  # for the first build only
+            if not scan.as_cached or (self._trusted_until is not None and now >= self._trusted_until):
+                trusted = frozenset()
             old = self.snapshot
+            if self.warming:  # the saved feeds were served meanwhile; this build has everything
+                old = Snapshot()
             if self._nothing_to_publish(old, scan, now):  # e.g. the periodic rescan, or a file not settled yet
                 snapshot = old
             else:
@@ -93,11 +134,12 @@ class Publisher:
                     snapshot, self._built = build_snapshot(scan, self._built, settings=self.settings, now=now,
                                                            html=self.bodies.html, removed_at=self.folder.changed_near,
                                                            floors=self._floors, catalog=catalog,
-                                                           excerpt=self.bodies.excerpt)
+                                                           excerpt=self.bodies.excerpt, trusted=trusted)
                 except BaseException:
                     self._index = CatalogIndex(feeds=feed_rules(self.settings))  # starts again, in step
                     raise
                 self._floors, self._republish = {}, False
+            served, self.warming = self.snapshot, False
             self.snapshot = snapshot = dataclasses.replace(snapshot, built_at=now,
                                                            build_seconds=time.perf_counter() - started)
             self.builds = (self.builds[0] + 1, self.builds[1] + snapshot.build_seconds)
@@ -105,8 +147,8 @@ class Publisher:
             self.next_due = min(filter(None, (self._built.next_due, retry)), default=None)
             self._log(old, snapshot, changed=scan.changed)
             self._dirty |= bool(scan.changed)  # a restart that read everything from the cache has nothing to write
-        if (tell := self.on_change) is not None and old.built_at is not None and (
-                urls := changed_feeds(self.settings, old, snapshot)):
+        if (tell := self.on_change) is not None and served.built_at is not None and (
+                urls := changed_feeds(self.settings, served, snapshot)):
             _tell(tell, urls)
         return snapshot
 
@@ -152,12 +194,14 @@ class Publisher:
             if not self._dirty:
                 return
             files, built, id_changes = self.folder.state(), self._built, dict(self.folder.id_changes)
+            front = self.snapshot
             self._dirty = False
         # Broken files' last good posts: their bodies are gone from disk, so keep their renderings.
         kept = self.bodies.kept_for(post for _, post, problem in files.values()
                                     if post is not None and problem is not None)
         self.cache.save_state(files=files, feeds=built.prebuilt, stamps=built.stamps, bodies=kept,
-                              id_changes=id_changes, deleted=dict(built.deleted))
+                              id_changes=id_changes, deleted=dict(built.deleted), next_due=built.next_due,
+                              front=front)
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:
@@ -168,6 +212,8 @@ class Publisher:
         snapshot = snapshot or self.snapshot
         if before is None and limit is None and (feed := snapshot.feeds.get(f"{path}.{fmt.value}")):
             return feed
+        if self.warming:
+            raise Busy(WARMING_RETRY_AFTER)  # the posts are not read yet
         listing = snapshot.listings.get(path)
         if listing is None or (before is not None and parse_cursor(before) is None):
             return None

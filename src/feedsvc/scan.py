@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -24,11 +23,30 @@ from feedsvc.config import Settings
 from feedsvc.content import load_post
 from feedsvc.model import EPOCH, Post, Problem
 from feedsvc.unique import ONE_BY_ONE, Published
+from feedsvc.walk import (
+    Found,
+    Listing,
+    Signature,
+    Version,
+    end_with,
+    is_post_file,
+    list_elsewhere,
+    list_folder,
+    list_into,
+    mtime_ns,
+    newest_mtime_ns,
+    packed,
+    relative,
+    signature_of,
+    stat_into,
+    unpacked,
+)
 
-Signature = tuple[int, int, int, int]  # (mtime_ns, size, inode, ctime_ns)
-Version = int  # a Signature packed into one int (see packed): a quarter of the memory, kept per file
+__all__ = ["CachedFile", "ContentFolder", "ScanResult", "is_post_file", "load_files", "read_version"]
+
 CachedFile = tuple[Version, Post | None, Problem | None]
 PARALLEL_FROM = 2000  # files to parse before a process pool pays for itself
+LIST_ELSEWHERE_FROM = 50_000  # known files from which a full scan lists the folder in a process of its own
 _SKEW_NS = 2_000_000_000  # an mtime further ahead of the clock than this is a wrong clock, not a write in progress
 
 
@@ -45,13 +63,9 @@ class ScanResult:
     came: tuple[Post, ...] | None = None
     by_source: Mapping[str, Post] | None = None  # `posts` by file; the folder's own, good until its next scan
     warnings: tuple[Problem, ...] = ()  # not problems (the posts are published): entry ids that changed
-
-
-@dataclass(slots=True)
-class _Entry:
-    version: Version
-    post: Post | None  # the last good version, kept while the file is broken
-    problem: Problem | None
+    # A first scan that found every file as the cache left it (same files, same versions): the
+    # posts are the ones the cached stamps were made for, unless the clock has since made one due.
+    as_cached: bool = False
 
 
 ID_CHANGE_DAYS = 14  # how long a changed entry id is warned about; readers will have seen both ids by then
@@ -63,13 +77,6 @@ def _id_warning(source: str, old: str, new: str) -> Problem:
         f"again as a new post. To keep the old id, add this line to its front matter:  id: {old}"))
 
 
-def is_post_file(name: str, extensions: tuple[str, ...]) -> bool:
-    """Post files by ending; editor swap, backup and hidden temp files never are."""
-    if name.startswith((".", "#", "~")) or name.endswith(("~", ".swp", ".swx", ".tmp", ".part")):
-        return False
-    return name.lower().endswith(extensions)
-
-
 class ContentFolder:
     """Scans a folder of posts; each scan reads only new or changed files."""
 
@@ -78,13 +85,14 @@ class ContentFolder:
         self.settings = settings
         self.wall_clock = wall_clock
         self.root = settings.content_dir
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, CachedFile] = {}  # source -> (version, last good post, problem)
         self._scanned = False  # the first scan reads everything: there is no last version to keep
         self._walk_problems: dict[str, Problem] = {}  # symlinks out, unreadable folders: by path
         self._unreadable: set[str] = set()  # folders that could not be listed ("" is the root): their posts stay
         self._future: dict[str, Problem] = {}  # files whose mtime is ahead of the clock: published, and said so
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
         self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
+        self._seed_digest: str | None = None  # the digest of the seed's files and versions (see walk.digest)
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
         self._touched: set[str] = set()  # files whose entry changed since the last result
         self._file_problems: dict[str, Problem] = {}  # the entries' problems, kept up to date from `_touched`
@@ -93,16 +101,37 @@ class ContentFolder:
         # a reader shows such a post twice. Kept for ID_CHANGE_DAYS, across restarts (see parsecache).
         self.id_changes: dict[str, tuple[str, str, float]] = {}
         self._was: dict[str, Post] = {}  # what the last run read of files changed since: their old ids
+        self._listing: Future[Listing] | None = None  # begun early by list_ahead, for the first scan
+        self._as_cached = False  # the last scan found every file as the cache left it (see ScanResult)
+
+    def list_ahead(self) -> None:
+        """Begin listing the folder on another core, for the first scan (a big folder, while its cache loads).
+
+        A change made while the listing runs is what a change during any listing is: caught by the
+        next full scan, which the service runs as soon as it watches the folder.
+        """
+        self._prefix = str(self.root.resolve()) + os.sep
+        self._listing = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions)
+
+    def seed(self, cached: dict[str, CachedFile], digest: str | None = None) -> None:
+        """What a previous run read (taken, not copied), trusted where a file's version is still the same;
+        `digest`: walk.digest of its files' versions, which a listing with the same one need not compare."""
+        self._seed, self._seed_digest = cached, digest
 
     def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
         """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
+        self._as_cached = False
         if not self.root.is_dir():
             # Keep serving the last good posts: a missing folder is often an unmounted volume.
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
         if paths is None or not self._scanned:
-            self._unreadable = set()
-            found, self._walk_problems = self._walk()
+            listing = self._walk()
+            self._walk_problems = {p.path: p for p in listing.problems}
+            self._unreadable = listing.unreadable
+            if self._as_it_was(listing):
+                return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable)
+            found = listing.found()
             gone = self._entries.keys() - found.keys()
         else:
             found, gone = self._look_at({*paths, *self._unsettled})
@@ -117,35 +146,49 @@ class ContentFolder:
         return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
                             folder_ok=not self._unreadable, unsettled=bool(self._unsettled))
 
-    def _to_read(self, found: dict[str, tuple[str, Signature]]) -> list[tuple[str, str, Signature]]:
+    def _as_it_was(self, listing: Listing) -> bool:
+        """A first scan that finds every file as the cache saw it takes the cache whole: at a million
+        files, the listing's digest against the saved one, not a million comparisons."""
+        if self._scanned or self._entries or not self._seed or self._seed_digest != listing.digest():
+            return False
+        self._entries, self._seed = self._seed, {}
+        now_ns = int(self.wall_clock() * 1e9)
+        if not self._none_ahead(newest_mtime_ns(version for version, _, _ in self._entries.values()), self._entries,
+                                now_ns):
+            self._note_future({source: version for source, (version, _, _) in self._entries.items()}, now_ns)
+        self._touched.update(self._entries)
+        self._scanned = self._as_cached = True
+        self._unsettled = set()
+        return True
+
+    def _to_read(self, found: Found) -> list[tuple[str, str, Signature]]:
         """The files whose stat changed and that have settled; the rest are known or wait (`_unsettled`)."""
         cached, self._seed = self._seed, {}
-        for source in cached.keys() - found.keys() - self._entries.keys():
-            if self._hidden(source):  # unreadable now: what the last run read is the best we have
-                self._entries[source] = _Entry(*cached[source])
-                self._touched.add(source)
         now_ns = int(self.wall_clock() * 1e9)
         settle_ns = int(self.settings.settle * 1e9) if self._scanned else 0
         self._scanned = True
         self._unsettled = set()
+        self._note_future(found, now_ns)
+        for source in cached.keys() - found.keys() - self._entries.keys():
+            if self._hidden(source):  # unreadable now: what the last run read is the best we have
+                self._entries[source] = cached[source]
+                self._touched.add(source)
         stale: list[tuple[str, str, Signature]] = []
-        for source, (path, signature) in found.items():
-            self._note_future(source, signature[0], now_ns)
+        for source, version in found.items():
             entry = self._entries.get(source)
-            version = packed(signature)
-            if entry is not None and entry.version == version:
+            if entry is not None and entry[0] == version:
                 continue
             if source in cached and cached[source][0] == version:
-                _, last_good, cached_problem = cached[source]
-                self._entries[source] = _Entry(version, last_good, cached_problem)
+                self._entries[source] = cached[source]
                 self._touched.add(source)
                 continue
             if source in cached and (was := cached[source][1]) is not None:
                 self._was[source] = was  # changed while we were away: its new id is compared with this one
-            if settle_ns and now_ns - settle_ns < signature[0] <= now_ns + _SKEW_NS:
+            path = self._prefix + source
+            if settle_ns and now_ns - settle_ns < mtime_ns(version) <= now_ns + _SKEW_NS:
                 self._unsettled.add(path)  # still being written, perhaps: keep the last version for now
             else:
-                stale.append((source, path, signature))
+                stale.append((source, path, unpacked(version)))
         return stale
 
     def _note_id(self, source: str, was: Post, now: str) -> None:
@@ -168,14 +211,26 @@ class ContentFolder:
         """Below a folder that could not be listed: not known to be gone."""
         return any(not folder or source.startswith(folder + "/") for folder in self._unreadable)
 
-    def _note_future(self, source: str, mtime_ns: int, now_ns: int) -> None:
-        if mtime_ns <= now_ns + _SKEW_NS:
-            self._future.pop(source, None)
-        elif source not in self._future:
-            when = datetime.fromtimestamp(mtime_ns // 1_000_000_000, UTC).isoformat()
-            self._future[source] = Problem(path=source, line=None, message=(
-                f"modified time {when} is in the future (a wrong clock?); published, and its feeds "
-                "are dated no later than now"))
+    def _note_future(self, found: Mapping[str, Version], now_ns: int) -> None:
+        """Say which files are dated ahead of the clock; the newest mtime first, so usually none is looked at."""
+        if self._none_ahead(newest_mtime_ns(found.values()), found, now_ns):
+            return
+        for source, version in found.items():
+            if (mtime := mtime_ns(version)) <= now_ns + _SKEW_NS:
+                self._future.pop(source, None)
+            elif source not in self._future:
+                when = datetime.fromtimestamp(mtime // 1_000_000_000, UTC).isoformat()
+                self._future[source] = Problem(path=source, line=None, message=(
+                    f"modified time {when} is in the future (a wrong clock?); published, and its feeds "
+                    "are dated no later than now"))
+
+    def _none_ahead(self, latest: int | None, sources: Container[str], now_ns: int) -> bool:
+        """Whether no file is dated ahead of the clock (the newest mtime says); if so, none of these is said to be."""
+        if latest is not None and latest > now_ns + _SKEW_NS:
+            return False
+        for source in [source for source in self._future if source in sources]:
+            del self._future[source]
+        return True
 
     def changed_near(self, source: str) -> datetime:
         """When the folder a file was in last changed (removing a file dates its folder); for deleted posts."""
@@ -195,25 +250,25 @@ class ContentFolder:
 
     def state(self) -> dict[str, CachedFile]:
         """What a later run may trust without reading the files again (see parsecache)."""
-        return {source: (e.version, e.post, e.problem) for source, e in self._entries.items()}
+        return dict(self._entries)
 
     def _store(self, source: str, signature: Signature, result: Post | Problem | None) -> None:
         self._touched.add(source)
         old = self._entries.get(source)
-        was = old.post if old is not None else self._was.pop(source, None)
+        was = old[1] if old is not None else self._was.pop(source, None)
         if isinstance(result, Post) and was is not None:
             self._note_id(source, was, result.id)
         if result is None:  # deleted between the listing and the read
             self._entries.pop(source, None)
             return
         if isinstance(result, Post):
-            self._entries[source] = _Entry(packed(signature), result, None)
+            self._entries[source] = (packed(signature), result, None)
         else:  # keep serving the last good version while the file is broken
-            self._entries[source] = _Entry(packed(signature), old.post if old else None, result)
+            self._entries[source] = (packed(signature), old[1] if old else None, result)
 
-    def _look_at(self, paths: set[str]) -> tuple[dict[str, tuple[str, Signature]], set[str]]:
+    def _look_at(self, paths: set[str]) -> tuple[Found, set[str]]:
         """Stat just these paths: a file, a folder that appeared (walked), or something now gone."""
-        found: dict[str, tuple[str, Signature]] = {}
+        found: Found = {}
         gone: set[str] = set()
         for path in paths:
             if not path.startswith(self._prefix):
@@ -225,9 +280,9 @@ class ContentFolder:
             self._unreadable = {f for f in self._unreadable if f != source and not f.startswith(below)}
             problems: list[Problem] = []
             if os.path.isdir(path) and not os.path.islink(path):
-                self._walk_into(path, found, problems)
+                list_into(path, self._prefix, self.settings.extensions, found, problems, self._unreadable)
             elif os.path.lexists(path) and is_post_file(os.path.basename(path), self.settings.extensions):
-                self._stat(path, found, problems, symlink=os.path.islink(path))
+                stat_into(path, self._prefix, found, problems, symlink=os.path.islink(path))
             if source in self._entries and source not in found:
                 gone.add(source)
             if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
@@ -243,19 +298,19 @@ class ContentFolder:
         came: list[Post] | None
 
         def every_post() -> Iterator[Post]:
-            return (e.post for e in self._entries.values() if e.post is not None)
+            return (post for _, post, _ in self._entries.values() if post is not None)
 
         if len(touched) > ONE_BY_ONE or not self._published.by_source:  # a first scan, a `git pull`: all at once
-            self._file_problems = {s: e.problem for s, e in self._entries.items() if e.problem is not None}
+            self._file_problems = {s: problem for s, (_, _, problem) in self._entries.items() if problem is not None}
             self._published.rebuild(every_post())
             left = came = None  # not told apart: what builds on this scan starts again too
         else:
             changes: dict[str, Post | None] = {}
             for source in touched:
                 entry = self._entries.get(source)
-                changes[source] = entry.post if entry else None
-                if entry is not None and entry.problem is not None:
-                    self._file_problems[source] = entry.problem
+                changes[source] = entry[1] if entry else None
+                if entry is not None and entry[2] is not None:
+                    self._file_problems[source] = entry[2]
                 else:
                     self._file_problems.pop(source, None)
             left, came = self._published.update(changes, everything=every_post)
@@ -265,67 +320,26 @@ class ContentFolder:
         problems.sort(key=lambda p: (p.path, p.line or 0))
         warnings = tuple(_id_warning(source, old, new) for source, (old, new, _) in sorted(self.id_changes.items()))
         return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems), warnings=warnings,
-                          changed=changed, folder_ok=folder_ok, unsettled=unsettled,
+                          changed=changed, folder_ok=folder_ok, unsettled=unsettled, as_cached=self._as_cached,
                           left=None if left is None else tuple(left), came=None if came is None else tuple(came),
                           by_source=self._published.by_source)
 
-    def _walk(self) -> tuple[dict[str, tuple[str, Signature]], dict[str, Problem]]:
-        """Every post file below the root, by its relative path: (absolute path, stat signature)."""
-        found: dict[str, tuple[str, Signature]] = {}
-        problems: list[Problem] = []
+    def _walk(self) -> Listing:
+        """Every post file below the root, by its relative path, with its version."""
+        listing, self._listing = self._listing, None
         root = str(self.root.resolve())
-        self._prefix = root + os.sep
-        self._walk_into(root, found, problems)
-        return found, {p.path: p for p in problems}
-
-    def _walk_into(self, folder: str, found: dict[str, tuple[str, Signature]], problems: list[Problem]) -> None:
-        """Depth first without recursion: a folder nested 1,000 deep is a folder like any other."""
-        extensions = self.settings.extensions
-        stack = [folder]
-        while stack:
-            current = stack.pop()
-            # os.scandir, not pathlib: its entries carry the file type, which halves the syscalls at 100,000 files
-            try:
-                entries = sorted(os.scandir(current), key=lambda e: e.name)
-            except OSError as exc:
-                self._unreadable.add(self._relative(current) if current != self._prefix.rstrip(os.sep) else "")
-                problems.append(Problem(path=self._relative(current), line=None,
-                                        message=f"folder unreadable: {exc.strerror or exc}"))
-                continue
-            folders = []
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(entry.path)
-                    elif is_post_file(entry.name, extensions):
-                        self._stat(entry.path, found, problems, symlink=entry.is_symlink())
-                except OSError as exc:
-                    problems.append(Problem(path=self._relative(entry.path), line=None,
-                                            message=exc.strerror or str(exc)))
-            stack.extend(reversed(folders))
-
-    def _stat(self, path: str, found: dict[str, tuple[str, Signature]], problems: list[Problem], *,
-              symlink: bool) -> None:
-        source = self._relative(path)
+        if listing is None or self._prefix != root + os.sep:
+            self._prefix = root + os.sep
+            # A big folder is listed by another process: this one's lock stays free for requests meanwhile.
+            big = len(self._entries) >= LIST_ELSEWHERE_FROM
+            listing = list_elsewhere(root, self.settings.extensions) if big else None
         try:
-            if symlink and not os.path.realpath(path, strict=True).startswith(self._prefix):
-                message = "symlink points outside the content folder; not followed"
-                problems.append(Problem(path=source, line=None, message=message))
-                return
-            st = os.stat(path)
-        except FileNotFoundError:  # deleted since the listing (or a dangling symlink): not a post now
-            return
-        except (OSError, RuntimeError) as exc:  # a symlink loop, no permission
-            problems.append(Problem(path=source, line=None, message=getattr(exc, "strerror", None) or str(exc)))
-            return
-        if stat.S_ISREG(st.st_mode):
-            found[source] = (path, signature_of(st))
+            return listing.result() if listing is not None else list_folder(root, self.settings.extensions)
+        except Exception:  # the other process could not start or died: list here
+            return list_folder(root, self.settings.extensions)
 
     def _relative(self, path: str) -> str:
-        relative = path.removeprefix(self._prefix)
-        return relative if os.sep == "/" else relative.replace(os.sep, "/")
+        return relative(path, self._prefix)
 
 
 def load_file(source: str, path: str, signature: Signature, settings: Settings) -> Post | Problem | None:
@@ -361,20 +375,6 @@ def _read_up_to(f: BinaryIO, size: int) -> bytes:
 def revision_of(signature: Signature) -> str:
     """A file version as text, kept in its Post: the body is read later only from this same version."""
     return "-".join(f"{part:x}" for part in signature)
-
-
-def packed(signature: Signature) -> Version:
-    """One int for four: each part in 64 bits (times shifted, as they may be before 1970), so two
-    versions are equal exactly when their signatures are."""
-    mtime_ns, size, inode, ctime_ns = signature
-    return (((mtime_ns + _HALF) << 64 | size) << 64 | inode) << 64 | (ctime_ns + _HALF)
-
-
-_HALF = 1 << 63
-
-
-def signature_of(st: os.stat_result) -> Signature:
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 def read_version(root: str, source: str, revision: str) -> bytes | None:
@@ -423,7 +423,7 @@ def load_files(files: list[tuple[str, str, Signature]], settings: Settings) -> l
     chunks = [files[i:i + size] for i in range(0, len(files), size)]
     with ProcessPoolExecutor(max_workers=cores - helping,
                              mp_context=multiprocessing.get_context("fork" if helping else "spawn"),
-                             initializer=_die_with, initargs=(os.getpid(),)) as pool:
+                             initializer=end_with, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_load_chunk, chunk, settings) for chunk in chunks]
         done: dict[int, list[Post | Problem | None]] = {}
         for index in reversed(range(len(chunks)) if helping else ()):
@@ -432,19 +432,6 @@ def load_files(files: list[tuple[str, str, Signature]], settings: Settings) -> l
             done[index] = _load_chunk(chunks[index], settings)
         return [result for index, future in enumerate(futures)
                 for result in (done[index] if index in done else future.result())]
-
-
-def _die_with(parent: int) -> None:
-    """Worker start: end with the parent. Killed with -9, it cannot stop its pool, and the workers
-    would wait on their queue for good (each holds the queue's other end, so none sees it close)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
 
 
 def _too_large(source: str, limit: int) -> Problem:

@@ -34,7 +34,7 @@ def worker_app() -> Any:
     from feedsvc.fastpath import FastFeeds
 
     settings = load_settings()
-    app = create_app(settings)
+    app = create_app(settings, resume=True)
     background = start_background(app)
     # granian's worker is a multiprocessing child, which skips atexit; its exit finalizers do run.
     # Stopping there writes the cache, so a restart after SIGTERM is as cheap as after a quiet spell.

@@ -26,10 +26,15 @@ def make_unique(posts: Iterable[Post], settings: Settings) -> tuple[list[Post], 
 def _unique_names(posts: Iterable[Post], settings: Settings
                   ) -> tuple[list[Post], list[Problem], dict[str, Post], dict[str, Post]]:
     """make_unique's answer, and the posts by the ids and slugs they were given."""
+    ordered = sorted(posts, key=_SOURCE)
+    by_slug = {post.slug: post for post in ordered}
+    by_id = {post.id: post for post in ordered}
+    if len(by_slug) == len(ordered) == len(by_id):  # no clash, the usual case: dictionaries made in C
+        return ordered, [], by_id, by_slug
     taken_ids: dict[str, Post] = {}
     taken_slugs: dict[str, Post] = {}
     kept, problems = [], []
-    for post in sorted(posts, key=_SOURCE):
+    for post in ordered:
         slug_clash = taken_slugs.get(post.slug)
         if slug_clash is not None:
             post = _with_slug(post, _free(post.slug, "-", taken_slugs, post), settings)

@@ -21,7 +21,7 @@ from feedsvc.httpcache import VARY, accepts_gzip, is_navigation
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import Channel, ChannelKind, ChannelSummary, FeedFormat, Snapshot
 from feedsvc.pages import Busy
-from feedsvc.publisher import Publisher
+from feedsvc.publisher import WARMING_RETRY_AFTER, Publisher
 from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_info, moved_url, opml_url
 
@@ -81,12 +81,22 @@ def feed(name: str) -> Response | str:
     try:
         found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
     except Busy as busy:  # another request's document is being made: come back, don't hold a thread
-        return Response("Busy: try again in a moment.\n", 503, content_type="text/plain; charset=utf-8",
-                        headers={"Retry-After": str(busy.retry_after), "Cache-Control": "no-store"})
+        return _busy(busy.retry_after)
     if found is None:
         abort(404)
     status, headers, body = answer(publisher, found, request.environ)
     return _NotModified(status=304, headers=headers) if status == 304 else Response(body, status, headers)
+
+
+def _busy(retry_after: int) -> Response:
+    return Response("Busy: try again in a moment.\n", 503, content_type="text/plain; charset=utf-8",
+                    headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"})
+
+
+def _not_yet() -> None:
+    """While a restart reads the posts (Publisher.warming), what needs them is not missing: it is not there yet."""
+    if _publisher().warming:
+        abort(_busy(WARMING_RETRY_AFTER))
 
 
 def _moved_or_gone(path: str, fmt: FeedFormat | None) -> Response | None:
@@ -121,6 +131,7 @@ def _preview(path: str) -> str:
     publisher = _publisher()
     listing = publisher.snapshot.listings.get(path)
     if listing is None:
+        _not_yet()
         abort(404)
     settings, info = publisher.settings, feed_info(publisher.settings, listing.channel)
     return render_template(
@@ -160,6 +171,7 @@ def post(slug: str) -> str:
     publisher = _publisher()
     found = publisher.snapshot.posts.get(slug)
     if found is None:
+        _not_yet()
         abort(404)
     return render_template("post.html", post=found, content=publisher.bodies.html(found), settings=publisher.settings)
 
@@ -182,6 +194,8 @@ def healthz() -> Response:
         "problem_count": len(snapshot.problems),
         "warning_count": len(snapshot.warnings),
     }
+    if _publisher().warming:  # serving the last run's feeds while the first build reads the posts
+        body["warming"] = True
     if operator:
         body["problems"] = [{"file": p.path, "line": p.line, "message": p.message} for p in snapshot.problems]
         body["warnings"] = [{"file": p.path, "message": p.message} for p in snapshot.warnings]

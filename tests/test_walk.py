@@ -1,0 +1,127 @@
+"""Listing the folder: in this process or another, the same files, versions and problems; and a
+restart that finds every file as cached is told so (it then skips re-checking a million posts)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import WritePost, examples
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from feedsvc import scan as scan_module
+from feedsvc.config import Settings
+from feedsvc.parsecache import ParseCache
+from feedsvc.scan import ContentFolder
+from feedsvc.walk import digest, list_elsewhere, list_folder, packed, unpacked
+
+_INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_UINT64 = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(mtime=_INT64, size=_UINT64, inode=_UINT64, ctime=_INT64)
+def test_a_version_unpacks_to_its_signature(mtime: int, size: int, inode: int, ctime: int) -> None:
+    assert unpacked(packed((mtime, size, inode, ctime))) == (mtime, size, inode, ctime)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(files=st.dictionaries(st.text(min_size=1), _UINT64.map(lambda n: packed((0, n, 0, 0))), max_size=20))
+def test_a_listing_digest_depends_on_files_and_versions_not_order(files: dict[str, int]) -> None:
+    assert digest(files.items()) == digest(reversed(list(files.items())))
+    if files:
+        source = next(iter(files))
+        assert digest({**files, source: files[source] + 1}.items()) != digest(files.items())
+        assert digest({k: v for k, v in files.items() if k != source}.items()) != digest(files.items())
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(a=st.tuples(_INT64, _UINT64, _UINT64, _INT64), b=st.tuples(_INT64, _UINT64, _UINT64, _INT64))
+def test_the_newest_mtime_is_the_largest_version(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> None:
+    if a[0] != b[0]:
+        assert (packed(a) > packed(b)) == (a[0] > b[0])
+    assert (packed(a) == packed(b)) == (a == b)
+
+
+@pytest.fixture
+def untidy_folder(content_dir: Path, write_post: WritePost, tmp_path: Path) -> Path:
+    """Posts nested deep, hidden and editor files, a symlink out, an unreadable folder."""
+    write_post("a.md", title="A")
+    write_post("2025/01/b.txt", title="B")
+    write_post("2025/01/.b.txt.swp", title="swap")
+    write_post("2025/01/#c.md#", title="autosave")
+    write_post(".hidden/d.md", title="hidden")
+    (tmp_path / "outside.md").write_text("---\ntitle: out\n---\n", "utf-8")
+    (content_dir / "2025" / "out.md").symlink_to(tmp_path / "outside.md")
+    locked = content_dir / "locked"
+    locked.mkdir()
+    write_post("locked/e.md", title="E")
+    locked.chmod(0)
+    yield content_dir
+    locked.chmod(0o755)
+
+
+def test_another_process_lists_the_folder_as_this_one_does(untidy_folder: Path) -> None:
+    root = str(untidy_folder.resolve())
+    here = list_folder(root, (".md", ".txt"))
+    there = list_elsewhere(root, (".md", ".txt")).result(timeout=60)
+    assert (there.found(), there.problems, there.unreadable) == (here.found(), here.problems, here.unreadable)
+    assert there.digest() == here.digest()
+    found, problems, unreadable = here.found(), here.problems, here.unreadable
+    assert set(found) >= {"a.md", "2025/01/b.txt"} and not {"2025/01/.b.txt.swp", ".hidden/d.md"} & set(found)
+    assert "2025/out.md" in {p.path for p in problems} and "2025/out.md" not in found
+    if os.geteuid() != 0 and sys.platform != "win32":  # root reads any folder
+        assert unreadable == {"locked"}
+
+
+def _scan_sources(settings: Settings, *, big: bool, ahead: bool, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0 if big else 10**9)
+    folder = ContentFolder(settings)
+    if ahead:
+        folder.list_ahead()
+    first = folder.scan()
+    second = folder.scan()  # a periodic rescan: with known files, listed elsewhere when "big"
+    assert [p.source for p in second.posts] == [p.source for p in first.posts]
+    assert second.changed == 0
+    return sorted(p.source for p in first.posts)
+
+
+def test_a_scan_finds_the_same_posts_wherever_the_folder_is_listed(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(5):
+        write_post(f"2025/{n:02}/post-{n}.md", title=f"Post {n}", date=f"2025-01-{n + 1:02}-08-00-00")
+    settings = make_settings()
+    expected = _scan_sources(settings, big=False, ahead=False, monkeypatch=monkeypatch)
+    assert len(expected) == 5
+    assert _scan_sources(settings, big=True, ahead=False, monkeypatch=monkeypatch) == expected
+    assert _scan_sources(settings, big=True, ahead=True, monkeypatch=monkeypatch) == expected
+
+
+def test_a_restart_is_told_whether_it_found_every_file_as_cached(
+        write_post: WritePost, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    write_post("a.md", title="A")
+    write_post("b.md", title="B", date="2025-02-01")
+    settings = make_settings(cache_dir=str(tmp_path / "cache"))
+    folder = ContentFolder(settings)
+    assert not folder.scan().as_cached  # read from the files
+    ParseCache(settings).save_state(files=folder.state(), feeds={}, stamps={}, bodies={})
+
+    def restarted() -> ContentFolder:
+        cached = ParseCache(settings).load()
+        again = ContentFolder(settings)
+        again.seed(cached.files, digest=cached.listing)
+        return again
+
+    again = restarted()
+    assert again.scan().as_cached
+    assert not again.scan().as_cached  # only the first scan after a start can be
+    write_post("b.md", title="B, edited", date="2025-02-01")
+    assert not restarted().scan().as_cached
+    (settings.content_dir / "b.md").unlink()
+    assert not restarted().scan().as_cached
+    write_post("b.md", title="B", date="2025-02-01")  # back, as another file: the posts it finds are still read
+    assert [p.title for p in restarted().scan().posts] == ["A", "B"]
