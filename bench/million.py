@@ -14,7 +14,9 @@ Not run in CI: the corpus alone takes minutes to write. Steps, each a whole proc
    until the served all-posts feed shows it (polled with If-None-Match, as an aggregator polls);
 4. restart: once the service has written its cache (it does when the folder has been quiet for
    a while; the wait is printed), SIGTERM, then `feedsvc serve` again on the unchanged folder,
-   until /healthz answers 200.
+   until /healthz answers 200 (it serves the saved feeds: restart_s), and until it no longer says
+   `warming` (the posts are read and the folder compared: restart_caught_up_s); the all-posts
+   feed's ETag is compared with the first run's at both points.
 
 Peak memory is the largest sum of the proportional set sizes of the server's processes
 (server, worker, parse workers: shared pages counted once), sampled every 100 ms. Printed: each
@@ -63,15 +65,15 @@ class Server:
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
-    def ready_after(self, timeout: float) -> float:
-        """Seconds from start until /healthz answers 200."""
+    def ready_after(self, timeout: float, *, caught_up: bool = False) -> float:
+        """Seconds from start until /healthz answers 200 (and, with `caught_up`, no longer says warming)."""
         deadline = self.started + timeout
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"feedsvc serve exited with {self.process.returncode}")
             try:
                 with urllib.request.urlopen(self.base + "/healthz", timeout=2) as response:
-                    if response.status == 200:
+                    if response.status == 200 and not (caught_up and b'"warming"' in response.read()):
                         return time.perf_counter() - self.started
             except (OSError, ValueError):
                 pass
@@ -193,6 +195,11 @@ def cache_written(cache: Path, *, since: float, timeout: float) -> float:
     raise TimeoutError("the cache was not written")
 
 
+def all_posts_etag(base: str) -> str | None:
+    with urllib.request.urlopen(base + "/feeds/all.atom", timeout=30) as response:
+        return response.headers.get("ETag")
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -228,12 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         latencies = pickup(server.base, content, args.pickups)
         figures["pickup_p50_s"], figures["pickup_p95_s"] = statistics.median(latencies), p95(latencies)
         figures["cache_written_s"] = cache_written(cache, since=time.time(), timeout=900)
+        etag = all_posts_etag(server.base)
     finally:
         server.stop()
     figures["cold_peak_mb"] = server.peak_mb
     restart = Server(content, cache, port)
     try:
         figures["restart_s"] = restart.ready_after(timeout=600)
+        served_first = all_posts_etag(restart.base)
+        figures["restart_caught_up_s"] = restart.ready_after(timeout=600, caught_up=True)
+        print(f"restart: serving after {figures['restart_s']:.1f} s, caught up after "
+              f"{figures['restart_caught_up_s']:.1f} s; all-posts ETag the same as before the restart: "
+              f"{served_first == etag} at first, {all_posts_etag(restart.base) == etag} once caught up", flush=True)
     finally:
         restart.stop()
     figures["restart_peak_mb"] = restart.peak_mb

@@ -28,7 +28,7 @@ def newsroom(write_post: WritePost) -> None:
 @pytest.fixture
 def saved(newsroom: None, make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
     """Settings whose cache holds a run's state, feeds included (as `serve` leaves it when stopped)."""
-    settings = make_settings(cache_dir=str(tmp_path / "cache"))
+    settings = make_settings(cache_dir=str(tmp_path / "cache"), resume="on")
     first = create_app(settings, clock=lambda: NOW)
     first.extensions["feedsvc"].persist()
     return settings
@@ -79,11 +79,15 @@ def test_a_change_made_while_stopped_shows_after_the_first_build_and_reaches_the
 def test_no_saved_feeds_or_other_settings_mean_an_ordinary_first_build(
         newsroom: None, make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     cache = str(tmp_path / "cache")
-    fresh = create_app(make_settings(cache_dir=cache), clock=lambda: NOW, resume=True)
+    fresh = create_app(make_settings(cache_dir=cache, resume="on"), clock=lambda: NOW, resume=True)
     assert not fresh.extensions["feedsvc"].warming
     assert fresh.test_client().get("/feeds/all.atom?limit=1").status_code == 200
     fresh.extensions["feedsvc"].persist()
-    other = create_app(make_settings(cache_dir=cache, max_items=1), clock=lambda: NOW, resume=True)
+    other = create_app(make_settings(cache_dir=cache, max_items=1, resume="on"), clock=lambda: NOW, resume=True)
+    assert not other.extensions["feedsvc"].warming
+    other.extensions["feedsvc"].persist()
+    # `auto` resumes only from a cache big enough to take seconds to read; this one is not.
+    other = create_app(make_settings(cache_dir=cache, max_items=1, resume="auto"), clock=lambda: NOW, resume=True)
     assert not other.extensions["feedsvc"].warming
     assert len(parse(other.test_client().get("/feeds/all.atom")).entries) == 1  # made with its own settings
 
@@ -95,10 +99,10 @@ def test_serve_restarts_on_the_saved_feeds_and_then_shows_what_changed_meanwhile
     cache = str(tmp_path / "cache")
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    with serve(content_dir, tmp_path / "one", base_url=base, FEEDSVC_CACHE_DIR=cache) as one:
+    with serve(content_dir, tmp_path / "one", base_url=base, FEEDSVC_CACHE_DIR=cache, FEEDSVC_RESUME="on") as one:
         assert http_get(f"{one.url}/feeds/all.atom")[0] == 200
     write_post("2025/clinic.md", title="Clinic hours extended", date="2025-01-12T09:30:00Z", categories="[news]")
-    with serve(content_dir, tmp_path / "two", base_url=base, FEEDSVC_CACHE_DIR=cache) as two:
+    with serve(content_dir, tmp_path / "two", base_url=base, FEEDSVC_CACHE_DIR=cache, FEEDSVC_RESUME="on") as two:
         def shows_the_edit() -> bool:
             return "Clinic hours extended" in http_get(f"{two.url}/feeds/all.atom")[2].decode()
 

@@ -177,6 +177,13 @@ class Settings:
         "(XDG Base Directory spec); with neither it nor `HOME` there is no cache.",
         default_doc="`$XDG_CACHE_HOME/feedsvc` or `~/.cache/feedsvc`",
     )
+    resume: str = _setting(
+        "auto", "On a restart, `serve` answers at once with the feeds the last run saved in the cache, and reads "
+        "the posts and compares the folder meanwhile; pages, tag and author feeds and post pages answer `503` with "
+        "`Retry-After` until it is done, and `/healthz` says `warming`. `auto`: when the cache is large (some "
+        "50,000 posts: a restart that would take seconds); `on`: always; `off`: never (nothing answers until the "
+        "posts are read).",
+    )
     cache_max_age: int = _setting(
         300, "`Cache-Control: max-age` of feeds, the OPML list and redirects, in seconds.", int,
     )
@@ -286,6 +293,8 @@ def _check(settings: Settings) -> None:
                  "tombstone_days"):
         if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+    if settings.resume not in ("auto", "on", "off"):
+        raise ConfigError(f"FEEDSVC_RESUME must be auto, on or off, got {settings.resume!r}")
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"FEEDSVC_LOG_FORMAT must be text or json, got {settings.log_format!r}")
     for name in ("websub_hubs", "purge_urls"):

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 WARMING_RETRY_AFTER = 5  # seconds: a restart reads a million posts in about 20
-LIST_AHEAD_FROM = 32 << 20  # bytes of cache (some 50,000 posts) from which the folder is listed while it loads
+# Bytes of cache (some 50,000 posts) from which a restart lists the folder while the cache loads, and
+# with FEEDSVC_RESUME=auto serves the saved feeds first: reading the cache takes seconds from there.
+LIST_AHEAD_FROM = 32 << 20
 OnChange = Callable[[list[str]], None]  # the self URLs of feeds whose bytes changed
 
 
@@ -86,7 +88,11 @@ class Publisher:
 
         Everything that needs the posts (pages, tag and author feeds, post pages) answers 503 with
         Retry-After meanwhile; a change made while the service was stopped shows after that rebuild.
+        FEEDSVC_RESUME says when: `auto` only for a cache big enough that reading it takes seconds.
         """
+        wanted = self.settings.resume
+        if wanted == "off" or (wanted == "auto" and self.cache.stored_bytes() < LIST_AHEAD_FROM):
+            return False
         front = self.cache.load_front()
         if front is None:
             return False
