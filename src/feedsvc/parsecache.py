@@ -30,7 +30,7 @@ from feedsvc.content import shared_term
 from feedsvc.files import atomic_file, sweep_temp_files
 from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Snapshot, Term
 from feedsvc.stamps import Stamp, fingerprints
-from feedsvc.walk import digest
+from feedsvc.walk import Digest, digest
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class CachedState:
     # restart that finds every file as saved, before that time, can trust those stamps unchecked.
     exact: frozenset[str] = frozenset()
     next_due: datetime | None = None
-    listing: str | None = None  # walk.digest of `files` and their versions: a listing with it changed nothing
+    listing: Digest | None = None  # walk.digest of `files` and their versions: a listing with it changed nothing
     # What the web layer served when this was saved, without the posts (see Publisher.resume): read
     # on its own, first, so a restart serves the feeds before it reads a million posts.
     front: Snapshot | None = None
@@ -214,13 +214,16 @@ class ParseCache:
                    bodies: dict[str, tuple[str, str]],
                    id_changes: dict[str, tuple[str, str, float]] | None = None,
                    deleted: dict[str, tuple[tuple[str, datetime], ...]] | None = None,
-                   next_due: datetime | None = None, front: Snapshot | None = None) -> None:
+                   next_due: datetime | None = None, front: Snapshot | None = None,
+                   listing: Digest | None = None) -> None:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts).
 
-        `next_due`: when the clock alone next changes which posts the channels hold (see CachedState).
+        `next_due`: when the clock alone next changes which posts the channels hold (see CachedState);
+        `listing`: walk.digest of `files`, if the caller has it.
         """
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
-        listing = digest((source, version) for source, (version, _, _) in files.items())
+        if listing is None:  # the folder's owner keeps it up to date; made here for whoever does not
+            listing = digest((source, version) for source, (version, _, _) in files.items())
         self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
                               deleted=dict(deleted or {}), exact=frozenset(known), next_due=next_due,
                               listing=listing, front=front, stamps={

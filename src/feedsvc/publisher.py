@@ -200,6 +200,7 @@ class Publisher:
             if not self._dirty:
                 return
             files, built, id_changes = self.folder.state(), self._built, dict(self.folder.id_changes)
+            listing = self.folder.digest
             front = self.snapshot
             self._dirty = False
         # Broken files' last good posts: their bodies are gone from disk, so keep their renderings.
@@ -207,7 +208,7 @@ class Publisher:
                                     if post is not None and problem is not None)
         self.cache.save_state(files=files, feeds=built.prebuilt, stamps=built.stamps, bodies=kept,
                               id_changes=id_changes, deleted=dict(built.deleted), next_due=built.next_due,
-                              front=front)
+                              front=front, listing=listing)
 
     def page(self, path: str, fmt: FeedFormat, *, before: str | None = None, limit: int | None = None,
              snapshot: Snapshot | None = None) -> RenderedFeed | None:

@@ -24,11 +24,14 @@ from feedsvc.content import load_post
 from feedsvc.model import EPOCH, Post, Problem
 from feedsvc.unique import ONE_BY_ONE, Published
 from feedsvc.walk import (
+    DIGEST_BITS,
+    Digest,
     Found,
     Listing,
     Signature,
     Version,
     end_with,
+    file_digest,
     is_post_file,
     list_elsewhere,
     list_folder,
@@ -92,7 +95,8 @@ class ContentFolder:
         self._future: dict[str, Problem] = {}  # files whose mtime is ahead of the clock: published, and said so
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
         self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
-        self._seed_digest: str | None = None  # the digest of the seed's files and versions (see walk.digest)
+        self._seed_digest: Digest | None = None  # the digest of the seed's files and versions (see walk.digest)
+        self.digest: Digest = 0  # of every entry's source and version, kept up to date by _put and _drop
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
         self._touched: set[str] = set()  # files whose entry changed since the last result
         self._file_problems: dict[str, Problem] = {}  # the entries' problems, kept up to date from `_touched`
@@ -113,7 +117,7 @@ class ContentFolder:
         self._prefix = str(self.root.resolve()) + os.sep
         self._listing = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions)
 
-    def seed(self, cached: dict[str, CachedFile], digest: str | None = None) -> None:
+    def seed(self, cached: dict[str, CachedFile], digest: Digest | None = None) -> None:
         """What a previous run read (taken, not copied), trusted where a file's version is still the same;
         `digest`: walk.digest of its files' versions, which a listing with the same one need not compare."""
         self._seed, self._seed_digest = cached, digest
@@ -129,7 +133,7 @@ class ContentFolder:
             listing = self._walk()
             self._walk_problems = {p.path: p for p in listing.problems}
             self._unreadable = listing.unreadable
-            if self._as_it_was(listing):
+            if self._as_it_was(listing) or self._as_it_is(listing):
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable)
             found = listing.found()
             gone = self._entries.keys() - found.keys()
@@ -137,7 +141,7 @@ class ContentFolder:
             found, gone = self._look_at({*paths, *self._unsettled})
         gone = {source for source in gone if not self._hidden(source)}  # unreadable is not deleted
         for source in gone:
-            self._entries.pop(source, None)
+            self._drop(source)
             self._future.pop(source, None)
         self._touched |= gone
         stale = self._to_read(found)
@@ -151,7 +155,7 @@ class ContentFolder:
         files, the listing's digest against the saved one, not a million comparisons."""
         if self._scanned or self._entries or not self._seed or self._seed_digest != listing.digest():
             return False
-        self._entries, self._seed = self._seed, {}
+        self._entries, self._seed, self.digest = self._seed, {}, listing.digest()
         now_ns = int(self.wall_clock() * 1e9)
         if not self._none_ahead(newest_mtime_ns(version for version, _, _ in self._entries.values()), self._entries,
                                 now_ns):
@@ -160,6 +164,28 @@ class ContentFolder:
         self._scanned = self._as_cached = True
         self._unsettled = set()
         return True
+
+    def _as_it_is(self, listing: Listing) -> bool:
+        """A rescan that lists every file as held: at a million files the listing's digest (made in
+        the process that listed them) against the one kept up to date here, not a million comparisons."""
+        if not (self._scanned and listing.digested and not self._unsettled and listing.digest() == self.digest):
+            return False
+        now_ns = int(self.wall_clock() * 1e9)
+        for source in list(self._future):  # the clock has moved: is it ahead of them still?
+            entry = self._entries.get(source)
+            if entry is None or mtime_ns(entry[0]) <= now_ns + _SKEW_NS:
+                del self._future[source]
+        return True
+
+    def _put(self, source: str, entry: CachedFile) -> None:
+        if (old := self._entries.get(source)) is not None:
+            self.digest = (self.digest - file_digest(source, old[0])) & DIGEST_BITS
+        self._entries[source] = entry
+        self.digest = (self.digest + file_digest(source, entry[0])) & DIGEST_BITS
+
+    def _drop(self, source: str) -> None:
+        if (old := self._entries.pop(source, None)) is not None:
+            self.digest = (self.digest - file_digest(source, old[0])) & DIGEST_BITS
 
     def _to_read(self, found: Found) -> list[tuple[str, str, Signature]]:
         """The files whose stat changed and that have settled; the rest are known or wait (`_unsettled`)."""
@@ -171,7 +197,7 @@ class ContentFolder:
         self._note_future(found, now_ns)
         for source in cached.keys() - found.keys() - self._entries.keys():
             if self._hidden(source):  # unreadable now: what the last run read is the best we have
-                self._entries[source] = cached[source]
+                self._put(source, cached[source])
                 self._touched.add(source)
         stale: list[tuple[str, str, Signature]] = []
         for source, version in found.items():
@@ -179,7 +205,7 @@ class ContentFolder:
             if entry is not None and entry[0] == version:
                 continue
             if source in cached and cached[source][0] == version:
-                self._entries[source] = cached[source]
+                self._put(source, cached[source])
                 self._touched.add(source)
                 continue
             if source in cached and (was := cached[source][1]) is not None:
@@ -259,12 +285,12 @@ class ContentFolder:
         if isinstance(result, Post) and was is not None:
             self._note_id(source, was, result.id)
         if result is None:  # deleted between the listing and the read
-            self._entries.pop(source, None)
+            self._drop(source)
             return
         if isinstance(result, Post):
-            self._entries[source] = (packed(signature), result, None)
+            self._put(source, (packed(signature), result, None))
         else:  # keep serving the last good version while the file is broken
-            self._entries[source] = (packed(signature), old[1] if old else None, result)
+            self._put(source, (packed(signature), old[1] if old else None, result))
 
     def _look_at(self, paths: set[str]) -> tuple[Found, set[str]]:
         """Stat just these paths: a file, a folder that appeared (walked), or something now gone."""

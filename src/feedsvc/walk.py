@@ -66,13 +66,14 @@ class Listing:
     """What a listing found: the files (each with its version), problems, unreadable folders ("" is the root).
 
     From another process the files come as one pickled blob, unpickled only if asked for: a restart
-    whose listing has the digest its cache was saved with needs none of them.
+    whose listing has the digest its cache was saved with, or a rescan whose listing has the digest
+    of what the folder's owner holds, needs none of them.
     """
 
     __slots__ = ("_digest", "_found", "problems", "unreadable")
 
     def __init__(self, found: Found | bytes, problems: list[Problem], unreadable: set[str],
-                 digest: str | None = None) -> None:
+                 digest: Digest | None = None) -> None:
         self._found, self.problems, self.unreadable, self._digest = found, problems, unreadable, digest
 
     def found(self) -> Found:
@@ -81,18 +82,31 @@ class Listing:
             found = self._found = pickle.loads(found)  # our own child process wrote it
         return found
 
-    def digest(self) -> str:
+    @property
+    def digested(self) -> bool:
+        """Whether the digest came with the listing (from another process): comparing it is then free."""
+        return self._digest is not None
+
+    def digest(self) -> Digest:
         if self._digest is None:
             self._digest = digest(self.found().items())
         return self._digest
 
 
-def digest(files: Iterable[tuple[str, Version]]) -> str:
-    """Equal for equal listings, in whatever order: each file's path and version, by path."""
-    ordered = sorted(files, key=_SOURCE)
-    hashed = hashlib.blake2b("\x00".join(map(_SOURCE, ordered)).encode("utf-8", "surrogatepass"), digest_size=16)
-    hashed.update(b"".join(version.to_bytes(32, "big") for _, version in ordered))
-    return hashed.hexdigest()
+Digest = int  # of a set of files and their versions (see digest)
+DIGEST_BITS = (1 << 128) - 1
+
+
+def file_digest(source: str, version: Version) -> Digest:
+    """One file's part of a digest: what a folder owner adds when it takes a file in, and subtracts when it lets go."""
+    data = source.encode("utf-8", "surrogatepass") + b"\x00" + version.to_bytes(32, "big")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
+def digest(files: Iterable[tuple[str, Version]]) -> Digest:
+    """Equal for equal sets of (path, version), whatever their order: the sum of each file's part,
+    so whoever holds files can keep it up to date a file at a time instead of a million."""
+    return sum(file_digest(source, version) for source, version in files) & DIGEST_BITS
 
 
 def list_folder(root: str, extensions: tuple[str, ...]) -> Listing:
