@@ -168,3 +168,48 @@ def test_a_rescan_that_finds_every_file_as_held_compares_none_and_one_that_does_
     result = folder.scan()
     assert result.changed == 1 and compared == [4]
     assert "Post 1, edited without an event" in {p.title for p in result.posts}
+
+
+def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing began before these changes and may have missed them; the events' files are looked at again."""
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
+    for n in range(4):
+        write_post(f"2025/post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
+    settings = make_settings()
+    folder = ContentFolder(settings)
+    folder.scan()
+    listing = folder.begin_rescan()
+    assert listing is not None
+    listing.result(timeout=60)  # done before any change: it knows none of them
+    root = settings.content_dir
+    new = write_post("2025/new.md", title="New", date="2025-02-01")
+    edited = write_post("2025/post-1.md", title="Post 1, edited", date="2025-01-02")
+    (root / "2025/post-2.md").unlink()
+    write_post("2026/inside.md", title="In a new folder", date="2025-03-01")
+    for path in (new, edited, root / "2025/post-2.md", root / "2026"):
+        folder.scan([str(path)])
+    titles = sorted(p.title for p in folder.scan().posts)  # the full rescan, with the listing made before
+    assert titles == ["In a new folder", "New", "Post 0", "Post 1, edited", "Post 3"]
+    assert folder.begin_rescan() is not None  # and the next one begins afresh
+
+
+def test_a_full_rebuild_waits_for_its_listing_without_holding_up_file_events() -> None:
+    from concurrent.futures import Future
+
+    from feedsvc.schedule import RebuildSchedule
+
+    calls: list[set[str] | None] = []
+    listing: Future[object] = Future()
+    schedule = RebuildSchedule(lambda paths: calls.append(paths), interval=3600, debounce=0.0,
+                               prepare=lambda: listing)
+    import threading
+
+    full = threading.Thread(target=schedule.run, kwargs={"full": True}, daemon=True)
+    full.start()
+    schedule.run()  # a file event's rebuild, while the listing is still being made
+    schedule.nudge(["/content/a.md"])
+    assert calls == [set()] and full.is_alive()
+    listing.set_result(None)
+    full.join(timeout=10)
+    assert not full.is_alive() and calls == [set(), None]

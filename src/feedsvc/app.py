@@ -94,7 +94,8 @@ def start_background(app: Flask) -> Background:
     if tellers := [sender.notify for sender in (websub, purger) if sender is not None]:
         publisher.on_change = _from_the_leader(LeaderLock(Path(settings.leader_lock) if settings.leader_lock else None),
                                                tellers)
-    schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce)
+    schedule = RebuildSchedule(rebuild, interval=settings.rebuild_interval, debounce=settings.debounce,
+                               prepare=publisher.begin_rescan)
     watch = FolderWatch(settings.content_dir, schedule.nudge, extensions=settings.extensions)
     schedule.start()
     try:

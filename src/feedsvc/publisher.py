@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 from feedsvc.bodies import Bodies
@@ -37,6 +38,7 @@ from feedsvc.render import render_feed
 from feedsvc.scan import ContentFolder, ScanResult
 from feedsvc.stamps import Stamp, whole_seconds
 from feedsvc.urls import feed_info
+from feedsvc.walk import Listing
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +159,12 @@ class Publisher:
                 urls := changed_feeds(self.settings, served, snapshot)):
             _tell(tell, urls)
         return snapshot
+
+    def begin_rescan(self) -> Future[Listing] | None:
+        """Begin the next full rescan's listing now, for a big folder (see ContentFolder.begin_rescan):
+        the schedule waits for it without holding up the rebuilds that file events ask for."""
+        with self._lock:
+            return self.folder.begin_rescan() if self._loaded else None
 
     def remember(self, channels: Mapping[str, datetime]) -> Snapshot:
         """Publish again with these channels kept answering, dated as given while they stay empty.

@@ -105,7 +105,8 @@ class ContentFolder:
         # a reader shows such a post twice. Kept for ID_CHANGE_DAYS, across restarts (see parsecache).
         self.id_changes: dict[str, tuple[str, str, float]] = {}
         self._was: dict[str, Post] = {}  # what the last run read of files changed since: their old ids
-        self._listing: Future[Listing] | None = None  # begun early by list_ahead, for the first scan
+        self._listing: Future[Listing] | None = None  # begun early (list_ahead, begin_rescan), for the next full scan
+        self._looked: set[str] | None = None  # paths file events named since begin_rescan
         self._as_cached = False  # the last scan found every file as the cache left it (see ScanResult)
 
     def list_ahead(self) -> None:
@@ -116,6 +117,15 @@ class ContentFolder:
         """
         self._prefix = str(self.root.resolve()) + os.sep
         self._listing = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions)
+
+    def begin_rescan(self) -> Future[Listing] | None:
+        """For a big folder already scanned: begin the next full scan's listing in another process, so
+        that scan need not wait for it (nor hold up file events meanwhile). Files that events name
+        meanwhile are looked at again by that scan: the listing may have seen them before they changed."""
+        if not self._scanned or self._listing is not None or len(self._entries) < LIST_ELSEWHERE_FROM:
+            return None
+        self._listing, self._looked = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions), set()
+        return self._listing
 
     def seed(self, cached: dict[str, CachedFile], digest: Digest | None = None) -> None:
         """What a previous run read (taken, not copied), trusted where a file's version is still the same;
@@ -130,15 +140,19 @@ class ContentFolder:
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
         if paths is None or not self._scanned:
-            listing = self._walk()
+            listing, looked = self._walk(), self._looked
+            self._looked = None
             self._walk_problems = {p.path: p for p in listing.problems}
             self._unreadable = listing.unreadable
-            if self._as_it_was(listing) or self._as_it_is(listing):
+            if not looked and (self._as_it_was(listing) or self._as_it_is(listing)):
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable)
-            found = listing.found()
+            found = listing.found() if not looked else self._as_now(listing.found(), looked)
             gone = self._entries.keys() - found.keys()
         else:
-            found, gone = self._look_at({*paths, *self._unsettled})
+            asked = {*paths, *self._unsettled}
+            if self._looked is not None:
+                self._looked |= asked
+            found, gone = self._look_at(asked)
         gone = {source for source in gone if not self._hidden(source)}  # unreadable is not deleted
         for source in gone:
             self._drop(source)
@@ -164,6 +178,19 @@ class ContentFolder:
         self._scanned = self._as_cached = True
         self._unsettled = set()
         return True
+
+    def _as_now(self, found: Found, looked: set[str]) -> Found:
+        """A listing made while file events were handled, with the paths they named looked at again now."""
+        found = dict(found)
+        for path in looked:
+            source = self._relative(path)
+            found.pop(source, None)
+            if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
+                below = source + "/"
+                for inside in [s for s in found if s.startswith(below)]:
+                    del found[inside]
+        found.update(self._look_at(looked)[0])
+        return found
 
     def _as_it_is(self, listing: Listing) -> bool:
         """A rescan that lists every file as held: at a million files the listing's digest (made in
@@ -356,7 +383,7 @@ class ContentFolder:
         root = str(self.root.resolve())
         if listing is None or self._prefix != root + os.sep:
             self._prefix = root + os.sep
-            # A big folder is listed by another process: this one's lock stays free for requests meanwhile.
+            # A big folder is listed by another process: this one's interpreter stays free for requests.
             big = len(self._entries) >= LIST_ELSEWHERE_FROM
             listing = list_elsewhere(root, self.settings.extensions) if big else None
         try:

@@ -6,10 +6,13 @@ sets a pending flag that the running rebuild loops on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -17,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 Rebuild = Callable[[set[str] | None], datetime | None]  # (changed paths, or None for all) -> next due
+Prepare = Callable[[], Future[Any] | None]  # begins what the next full rebuild needs; waited for outside it
 
 
 class RebuildSchedule:
@@ -26,8 +30,9 @@ class RebuildSchedule:
     rebuild after one edit looks at one file, not 100,000.
     """
 
-    def __init__(self, rebuild: Rebuild, *, interval: float, debounce: float) -> None:
+    def __init__(self, rebuild: Rebuild, *, interval: float, debounce: float, prepare: Prepare | None = None) -> None:
         self._rebuild = rebuild
+        self._prepare = prepare
         self._interval = interval
         self._debounce = debounce
         self._pending = threading.Event()
@@ -57,7 +62,14 @@ class RebuildSchedule:
         self._at(datetime.now().astimezone() + timedelta(seconds=self._debounce), job_id="nudge")
 
     def run(self, *, full: bool = False) -> None:
-        """Rebuild until nothing is pending; a concurrent caller leaves its work to the runner."""
+        """Rebuild until nothing is pending; a concurrent caller leaves its work to the runner.
+
+        The interval's full rebuild first waits for what `prepare` begins (a big folder's listing, in
+        another process) without being the runner, so rebuilds for file events go on meanwhile.
+        """
+        if full and self._prepare is not None and (ready := self._prepare()) is not None:
+            with contextlib.suppress(Exception):  # a failed listing is made again by the rebuild itself
+                ready.result()
         with self._asked:
             self._full |= full
         self._pending.set()
