@@ -83,8 +83,7 @@ def _id_warning(source: str, old: str, new: str) -> Problem:
 class ContentFolder:
     """Scans a folder of posts; each scan reads only new or changed files."""
 
-    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time,
-                 seed: Mapping[str, CachedFile] | None = None) -> None:
+    def __init__(self, settings: Settings, *, wall_clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.wall_clock = wall_clock
         self.root = settings.content_dir
@@ -94,7 +93,7 @@ class ContentFolder:
         self._unreadable: set[str] = set()  # folders that could not be listed ("" is the root): their posts stay
         self._future: dict[str, Problem] = {}  # files whose mtime is ahead of the clock: published, and said so
         self._unsettled: set[str] = set()  # files too fresh to read at the last scan
-        self._seed = dict(seed or {})  # what a previous run read, trusted where the stat still matches
+        self._seed: dict[str, CachedFile] = {}  # what a previous run read (see seed)
         self._seed_digest: Digest | None = None  # the digest of the seed's files and versions (see walk.digest)
         self.digest: Digest = 0  # of every entry's source and version, kept up to date by _put and _drop
         self._prefix = str(self.root.resolve()) + os.sep  # cut from paths to name them in problems
@@ -167,7 +166,8 @@ class ContentFolder:
     def _as_it_was(self, listing: Listing) -> bool:
         """A first scan that finds every file as the cache saw it takes the cache whole: at a million
         files, the listing's digest against the saved one, not a million comparisons."""
-        if self._scanned or self._entries or not self._seed or self._seed_digest != listing.digest():
+        if (self._scanned or self._entries or not self._seed or self._seed_digest is None
+                or self._seed_digest != listing.digest()):
             return False
         self._entries, self._seed, self.digest = self._seed, {}, listing.digest()
         now_ns = int(self.wall_clock() * 1e9)

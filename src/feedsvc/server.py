@@ -10,7 +10,12 @@ two thirds of a 304's time. WSGI stays: a bare RSGI handler cost more CPU per 30
 WSGI one (21-27 against 13-15 us with asyncio or granian's Rust tasks, which are experimental and
 absent on Python 3.12+), and RSGI would need the Flask app run in an executor for every other
 request. Two Rust runtime threads did at least as well as one, and the multi-threaded runtime
-better than the single-threaded; 1 or 2 Python threads (FEEDSVC_THREADS) alike, 4 worse.
+better than the single-threaded. One Python thread (FEEDSVC_THREADS=1) answers some 15% more 304s
+than two (no contention for the interpreter lock), but a page rendered on request then holds every
+other request: under bench/flood.py's paging flood the normal clients' p99 went from 8 ms to 1.3 s.
+So two by default; 4 only add contention. A bare WSGI app under granian answers 304s about as fast
+as nginx (~100k/s here): what a feedsvc 304 costs beyond that is its own Python (access log line,
+counters, validators), on the one thread that runs Python.
 """
 
 from __future__ import annotations
