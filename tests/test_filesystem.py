@@ -157,3 +157,22 @@ def test_a_file_written_in_chunks_never_shows_truncated(content_dir: Path,
     assert all("THE-END" in s for s in seen), "a truncated version was served"
 
 
+
+
+def test_a_restart_while_the_folder_is_unmounted_serves_what_the_cache_knew(
+        steady: Path, content_dir: Path, make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    first = make_app(cache_dir=cache)
+    before = first.test_client().get("/feeds/all.atom")
+    first.extensions["feedsvc"].persist()
+    hidden = content_dir.with_name("content-unmounted")
+    content_dir.rename(hidden)
+    app = make_app(cache_dir=cache)  # the volume is not there yet when the service starts
+    client = app.test_client()
+    assert client.get("/healthz").json["status"] == "degraded"
+    assert titles(app) == ["Steady post"]
+    again = client.get("/feeds/all.atom")
+    assert (again.data, again.headers["ETag"]) == (before.data, before.headers["ETag"])  # not emptied, not redated
+    hidden.rename(content_dir)
+    rebuild(app)
+    assert client.get("/healthz").json["status"] == "ok" and titles(app) == ["Steady post"]

@@ -135,7 +135,12 @@ class ContentFolder:
         """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
         self._as_cached = False
         if not self.root.is_dir():
-            # Keep serving the last good posts: a missing folder is often an unmounted volume.
+            # Keep serving the last good posts: a missing folder is often an unmounted volume. At a
+            # start, they are what the last run read; the folder is compared once it is back.
+            if not self._scanned and not self._entries and self._seed:
+                for source, entry in self._seed.items():
+                    self._put(source, entry)
+                self._touched.update(self._seed)
             problem = Problem(path=str(self.root), line=None, message="content folder is missing")
             return self._result([problem], changed=0, folder_ok=False)
         if paths is None or not self._scanned:
