@@ -144,7 +144,12 @@ class CatalogIndex:
         posts = list(posts)
         self._visible = newest_first(p for p in posts if is_visible(p, now))
         self._future = sorted((p for p in posts if not p.draft and p.date > now), key=_future_key)
-        self._groups = _grouped([p for p in self._visible if p.in_feeds], self._feeds)
+        groups: dict[ChannelKey, list[Post]] = defaultdict(list)
+        for post in self._visible:
+            if post.in_feeds:
+                for channel in channels_of(post, self._feeds):
+                    groups[(channel.kind, channel.slug)].append(post)
+        self._groups = dict(groups)
         self._listings = {}
         self._by_slug = {p.slug: p for p in self._visible}
         self._now = now
@@ -207,33 +212,6 @@ def _take(posts: list[Post], post: Post, key: Callable[[Post], Any]) -> bool:
             return True
         at += 1
     return False
-
-
-def _grouped(posts: list[Post], feeds: Sequence[FeedRule]) -> dict[ChannelKey, list[Post]]:
-    """Each channel's posts, in the order given: channels_of for a million posts, without a list of
-    channels made for each, and keyed by slug alone (a str keeps its hash) until the end. The same
-    groups; tests hold this to build_catalog's."""
-    groups: dict[ChannelKey, list[Post]] = {(ALL.kind, ALL.slug): posts}
-    for rule in feeds:
-        if held := list(filter(rule.holds, posts)):
-            groups[(ChannelKind.FEED, rule.slug)] = held
-    categories: defaultdict[str, list[Post]] = defaultdict(list)
-    tags: defaultdict[str, list[Post]] = defaultdict(list)
-    authors: defaultdict[str, list[Post]] = defaultdict(list)
-    langs: defaultdict[str, list[Post]] = defaultdict(list)
-    for post in posts:
-        for term in post.categories:
-            categories[term.slug].append(post)
-        for term in post.tags:
-            tags[term.slug].append(post)
-        for person in post.authors:
-            authors[_author_slug(person.name)].append(post)
-        if post.lang:
-            langs[post.lang.lower()].append(post)
-    for kind, by_slug in ((ChannelKind.CATEGORY, categories), (ChannelKind.TAG, tags),
-                          (ChannelKind.AUTHOR, authors), (ChannelKind.LANG, langs)):
-        groups.update(((kind, slug), group) for slug, group in by_slug.items())
-    return {key: group for key, group in groups.items() if key[1] and group}
 
 
 def _spelled(key: ChannelKey, post: Post, feeds: Sequence[FeedRule]) -> Channel:
