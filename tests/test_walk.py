@@ -179,7 +179,7 @@ def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(
     settings = make_settings()
     folder = ContentFolder(settings)
     folder.scan()
-    listing = folder.begin_rescan()
+    listing = folder.list_ahead()
     assert listing is not None
     listing.result(timeout=60)  # done before any change: it knows none of them
     root = settings.content_dir
@@ -191,7 +191,7 @@ def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(
         folder.scan([str(path)])
     titles = sorted(p.title for p in folder.scan().posts)  # the full rescan, with the listing made before
     assert titles == ["In a new folder", "New", "Post 0", "Post 1, edited", "Post 3"]
-    assert folder.begin_rescan() is not None  # and the next one begins afresh
+    assert folder.list_ahead() is not None  # and the next one begins afresh
 
 
 def test_a_full_rebuild_waits_for_its_listing_without_holding_up_file_events() -> None:

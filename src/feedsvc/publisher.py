@@ -161,10 +161,10 @@ class Publisher:
         return snapshot
 
     def begin_rescan(self) -> Future[Listing] | None:
-        """Begin the next full rescan's listing now, for a big folder (see ContentFolder.begin_rescan):
+        """Begin the next full rescan's listing now, for a big folder (see ContentFolder.list_ahead):
         the schedule waits for it without holding up the rebuilds that file events ask for."""
         with self._lock:
-            return self.folder.begin_rescan() if self._loaded else None
+            return self.folder.list_ahead() if self._loaded and self.folder.big else None
 
     def remember(self, channels: Mapping[str, datetime]) -> Snapshot:
         """Publish again with these channels kept answering, dated as given while they stay empty.

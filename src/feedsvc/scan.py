@@ -104,26 +104,25 @@ class ContentFolder:
         # a reader shows such a post twice. Kept for ID_CHANGE_DAYS, across restarts (see parsecache).
         self.id_changes: dict[str, tuple[str, str, float]] = {}
         self._was: dict[str, Post] = {}  # what the last run read of files changed since: their old ids
-        self._listing: Future[Listing] | None = None  # begun early (list_ahead, begin_rescan), for the next full scan
-        self._looked: set[str] | None = None  # paths file events named since begin_rescan
-        self._as_cached = False  # the last scan found every file as the cache left it (see ScanResult)
+        self._listing: Future[Listing] | None = None  # begun by list_ahead, for the next full scan
+        self._looked: set[str] | None = None  # paths file events named since list_ahead, after a first scan
 
-    def list_ahead(self) -> None:
-        """Begin listing the folder on another core, for the first scan (a big folder, while its cache loads).
+    @property
+    def big(self) -> bool:
+        """Big enough that a full scan lists the folder in a process of its own."""
+        return len(self._entries) >= LIST_ELSEWHERE_FROM
 
-        A change made while the listing runs is what a change during any listing is: caught by the
-        next full scan, which the service runs as soon as it watches the folder.
-        """
+    def list_ahead(self) -> Future[Listing] | None:
+        """Begin the next full scan's listing in another process, so that scan need not wait for it: a
+        restart's first scan (the listing runs while the cache loads), or a periodic rescan (file events
+        go on meanwhile; the files they name are looked at again by that scan, since the listing may
+        have seen them before they changed). None if a listing is already under way."""
+        if self._listing is not None:
+            return None
+        if self._scanned:
+            self._looked = set()
         self._prefix = str(self.root.resolve()) + os.sep
         self._listing = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions)
-
-    def begin_rescan(self) -> Future[Listing] | None:
-        """For a big folder already scanned: begin the next full scan's listing in another process, so
-        that scan need not wait for it (nor hold up file events meanwhile). Files that events name
-        meanwhile are looked at again by that scan: the listing may have seen them before they changed."""
-        if not self._scanned or self._listing is not None or len(self._entries) < LIST_ELSEWHERE_FROM:
-            return None
-        self._listing, self._looked = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions), set()
         return self._listing
 
     def seed(self, cached: dict[str, CachedFile], digest: Digest | None = None) -> None:
@@ -133,7 +132,6 @@ class ContentFolder:
 
     def scan(self, paths: Iterable[str] | None = None) -> ScanResult:
         """Look at every file, or only at `paths` (absolute, from file events) once a full scan has run."""
-        self._as_cached = False
         if not self.root.is_dir():
             # Keep serving the last good posts: a missing folder is often an unmounted volume. At a
             # start, they are what the last run read; the folder is compared once it is back.
@@ -148,8 +146,9 @@ class ContentFolder:
             self._looked = None
             self._walk_problems = {p.path: p for p in listing.problems}
             self._unreadable = listing.unreadable
-            if not looked and (self._as_it_was(listing) or self._as_it_is(listing)):
-                return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable)
+            if not looked and ((as_cached := self._as_it_was(listing)) or self._as_it_is(listing)):
+                return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable,
+                                    as_cached=as_cached)
             found = listing.found() if not looked else self._as_now(listing.found(), looked)
             gone = self._entries.keys() - found.keys()
         else:
@@ -180,7 +179,7 @@ class ContentFolder:
                                 now_ns):
             self._note_future({source: version for source, (version, _, _) in self._entries.items()}, now_ns)
         self._touched.update(self._entries)
-        self._scanned = self._as_cached = True
+        self._scanned = True
         self._unsettled = set()
         return True
 
@@ -349,7 +348,7 @@ class ContentFolder:
         return found, gone
 
     def _result(self, problems: list[Problem], *, changed: int, folder_ok: bool = True,
-                unsettled: bool = False) -> ScanResult:
+                unsettled: bool = False, as_cached: bool = False) -> ScanResult:
         self._expire_id_changes()
         touched, self._touched = self._touched, set()
         left: list[Post] | None
@@ -378,7 +377,7 @@ class ContentFolder:
         problems.sort(key=lambda p: (p.path, p.line or 0))
         warnings = tuple(_id_warning(source, old, new) for source, (old, new, _) in sorted(self.id_changes.items()))
         return ScanResult(posts=tuple(self._published.by_source.values()), problems=tuple(problems), warnings=warnings,
-                          changed=changed, folder_ok=folder_ok, unsettled=unsettled, as_cached=self._as_cached,
+                          changed=changed, folder_ok=folder_ok, unsettled=unsettled, as_cached=as_cached,
                           left=None if left is None else tuple(left), came=None if came is None else tuple(came),
                           by_source=self._published.by_source)
 
@@ -389,8 +388,7 @@ class ContentFolder:
         if listing is None or self._prefix != root + os.sep:
             self._prefix = root + os.sep
             # A big folder is listed by another process: this one's interpreter stays free for requests.
-            big = len(self._entries) >= LIST_ELSEWHERE_FROM
-            listing = list_elsewhere(root, self.settings.extensions) if big else None
+            listing = list_elsewhere(root, self.settings.extensions) if self.big else None
         try:
             return listing.result() if listing is not None else list_folder(root, self.settings.extensions)
         except Exception:  # the other process could not start or died: list here
