@@ -103,6 +103,12 @@ class Publisher:
                     front.built_at.isoformat() if front.built_at else "earlier")
         return True
 
+    def check_posts_read(self) -> None:
+        """Raise pages.Busy while a resumed restart still reads the posts (see resume): what needs
+        them is not missing then, only not there yet."""
+        if self.warming:
+            raise Busy(WARMING_RETRY_AFTER)
+
     def _load_cache(self) -> None:
         """Take in what the last run saved, before the first scan (under the lock)."""
         self._loaded = True
@@ -227,8 +233,7 @@ class Publisher:
         snapshot = snapshot or self.snapshot
         if before is None and limit is None and (feed := snapshot.feeds.get(f"{path}.{fmt.value}")):
             return feed
-        if self.warming:
-            raise Busy(WARMING_RETRY_AFTER)  # the posts are not read yet
+        self.check_posts_read()
         listing = snapshot.listings.get(path)
         if listing is None or (before is not None and parse_cursor(before) is None):
             return None

@@ -21,7 +21,7 @@ from feedsvc.httpcache import VARY, accepts_gzip, is_navigation
 from feedsvc.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from feedsvc.model import Channel, ChannelKind, ChannelSummary, FeedFormat, Snapshot
 from feedsvc.pages import Busy
-from feedsvc.publisher import WARMING_RETRY_AFTER, Publisher
+from feedsvc.publisher import Publisher
 from feedsvc.render import gzip_bytes
 from feedsvc.urls import feed_info, moved_url, opml_url
 
@@ -78,25 +78,11 @@ def feed(name: str) -> Response | str:
         page.headers.update({"Vary": VARY, "X-Robots-Tag": "noindex"})
         return page
     publisher = _publisher()
-    try:
-        found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
-    except Busy as busy:  # another request's document is being made: come back, don't hold a thread
-        return _busy(busy.retry_after)
+    found = publisher.page(path, fmt, before=request.args.get("before"), limit=_limit())
     if found is None:
         abort(404)
     status, headers, body = answer(publisher, found, request.environ)
     return _NotModified(status=304, headers=headers) if status == 304 else Response(body, status, headers)
-
-
-def _busy(retry_after: int) -> Response:
-    return Response("Busy: try again in a moment.\n", 503, content_type="text/plain; charset=utf-8",
-                    headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"})
-
-
-def _not_yet() -> None:
-    """While a restart reads the posts (Publisher.warming), what needs them is not missing: it is not there yet."""
-    if _publisher().warming:
-        abort(_busy(WARMING_RETRY_AFTER))
 
 
 def _moved_or_gone(path: str, fmt: FeedFormat | None) -> Response | None:
@@ -131,7 +117,7 @@ def _preview(path: str) -> str:
     publisher = _publisher()
     listing = publisher.snapshot.listings.get(path)
     if listing is None:
-        _not_yet()
+        publisher.check_posts_read()  # not missing, if they are still being read: not there yet
         abort(404)
     settings, info = publisher.settings, feed_info(publisher.settings, listing.channel)
     return render_template(
@@ -171,7 +157,7 @@ def post(slug: str) -> str:
     publisher = _publisher()
     found = publisher.snapshot.posts.get(slug)
     if found is None:
-        _not_yet()
+        publisher.check_posts_read()
         abort(404)
     return render_template("post.html", post=found, content=publisher.bodies.html(found), settings=publisher.settings)
 
@@ -245,6 +231,14 @@ def _sender_health(noun: str, sender: Sender, *, operator: bool) -> dict[str, An
 def metrics() -> Response:
     rendered = current_app.extensions["feedsvc.metrics"].render()
     return Response(rendered, content_type=METRICS_CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+@blueprint.errorhandler(Busy)
+def busy(error: Busy) -> Response:
+    """Another request's document is being made, or a restart is still reading the posts: come back
+    in a moment, rather than hold a thread (or be told that what is not read yet does not exist)."""
+    return Response("Busy: try again in a moment.\n", 503, content_type="text/plain; charset=utf-8",
+                    headers={"Retry-After": str(error.retry_after), "Cache-Control": "no-store"})
 
 
 @blueprint.app_errorhandler(Exception)
