@@ -108,7 +108,7 @@ def test_a_restart_is_told_whether_it_found_every_file_as_cached(
     settings = make_settings(cache_dir=str(tmp_path / "cache"))
     folder = ContentFolder(settings)
     assert not folder.scan().as_cached  # read from the files
-    ParseCache(settings).save_state(files=folder.state(), feeds={}, stamps={}, bodies={})
+    ParseCache(settings).save_state(files=folder.state(), feeds={}, stamps={}, bodies={}, listing=folder.digest)
 
     def restarted() -> ContentFolder:
         cached = ParseCache(settings).load()

@@ -30,7 +30,7 @@ from feedsvc.content import shared_term
 from feedsvc.files import atomic_file, sweep_temp_files
 from feedsvc.model import FeedFormat, Page, Post, Problem, RenderedFeed, Snapshot, Term
 from feedsvc.stamps import Stamp, fingerprints
-from feedsvc.walk import Digest, digest
+from feedsvc.walk import Digest
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 10)  # 6: this file's layout
+_LAYOUT = ("feedsvc-cache", 10)  # this file's layout: another number starts cold
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -219,11 +219,9 @@ class ParseCache:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts).
 
         `next_due`: when the clock alone next changes which posts the channels hold (see CachedState);
-        `listing`: walk.digest of `files`, if the caller has it.
+        `listing`: walk.digest of `files` (scan.ContentFolder.digest); without it a restart compares every file.
         """
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
-        if listing is None:  # the folder's owner keeps it up to date; made here for whoever does not
-            listing = digest((source, version) for source, (version, _, _) in files.items())
         self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
                               deleted=dict(deleted or {}), exact=frozenset(known), next_due=next_due,
                               listing=listing, front=front, stamps={
