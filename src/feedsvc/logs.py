@@ -57,11 +57,12 @@ class AccessLog:
     """One line per answered request on stdout, as granian's access log wrote them through `logging`.
 
     A line through `logging` (a record, a handler lock, a formatter, a write and a flush) cost more
-    than answering a poll: two thirds of a 304's time (bench/vs_nginx.py). Here a line is one string
-    format (the time is formatted once a second), kept in a list that a thread writes out every
-    `interval` seconds in one write, and at `close()`, which the worker's exit runs. While stdout
-    does not keep up (a stalled log collector), at most `limit` lines wait; the rest are counted
-    and the count is written instead, rather than holding requests or memory.
+    than answering a poll: two thirds of a 304's time (bench/vs_nginx.py). Here a request only
+    queues a tuple of what its line says; a thread formats the queued lines every `interval`
+    seconds and writes them in one write (and at `close()`, which the worker's exit runs), so the
+    request threads hold the interpreter lock for less (see tally). While stdout does not keep up
+    (a stalled log collector), at most `limit` lines wait; the rest are counted and the count is
+    written instead, rather than holding requests or memory.
     """
 
     def __init__(self, *, json_lines: bool, stream: BinaryIO | None = None, interval: float = 0.2,
@@ -71,35 +72,37 @@ class AccessLog:
         self._interval = interval
         # Request threads append; the writer takes a prefix with two list operations, each atomic, so
         # nothing on the request path takes a lock, and a line appended meanwhile stays for the next write.
-        self._lines: list[str] = []
+        self._queued: list[tuple[float, float, int, Any, Any, Any, Any]] = []
         self._limit = limit
         self._dropped = 0  # lines not queued since the last write: only a count (approximate across threads)
-        self._stamps = (-1, "", "")  # a second, and its times as `_stamps_of` makes them; replaced whole
+        self._stamps = (-1, "", "")  # a second, and its times as `_stamps_of` makes them
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
 
     def request(self, environ: Mapping[str, Any], status: int, started: float) -> None:
         """Queue the line of one request (a WSGI environ) answered `status`, begun at perf_counter() `started`."""
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        if len(self._lines) >= self._limit:
+        elapsed = time.perf_counter() - started
+        if len(self._queued) >= self._limit:
             self._dropped += 1
             return
-        now = time.time()
+        self._queued.append((time.time(), elapsed, status, environ.get("REMOTE_ADDR", "-"),
+                             environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), environ.get("SERVER_PROTOCOL")))
+
+    def _line(self, now: float, elapsed: float, status: int, address: Any, method: Any, path: Any,
+              protocol: Any) -> str:
         second = int(now)
         stamps = self._stamps
         if stamps[0] != second:
             stamps = self._stamps = self._stamps_of(second)
-        message = (f'[{stamps[2]}] {environ.get("REMOTE_ADDR", "-")} - "{environ.get("REQUEST_METHOD")} '
-                   f'{environ.get("PATH_INFO")} {environ.get("SERVER_PROTOCOL")}" {status} {elapsed_ms:.3f}')
+        message = f'[{stamps[2]}] {address} - "{method} {path} {protocol}" {status} {elapsed * 1000:.3f}'
         millis = int((now - second) * 1000)
         if self._json:
             # What JsonLines writes for this record, without a dict and a json.dumps call per line.
-            self._lines.append(f'{{"time": "{stamps[1] % millis}", "level": "info", "logger": "granian.access", '
-                               f'"message": {_JSON_STRING.encode(message)}}}')
-        else:
-            if not (message.isascii() and message.isprintable()):
-                message = printable(message)
-            self._lines.append(f"{stamps[1] % millis} INFO granian.access: {message}")
+            return (f'{{"time": "{stamps[1] % millis}", "level": "info", "logger": "granian.access", '
+                    f'"message": {_JSON_STRING.encode(message)}}}')
+        if not (message.isascii() and message.isprintable()):
+            message = printable(message)
+        return f"{stamps[1] % millis} INFO granian.access: {message}"
 
     def _stamps_of(self, second: int) -> tuple[int, str, str]:
         """For one second: the line's time with `%03d` for the milliseconds, and granian's request time."""
@@ -126,10 +129,10 @@ class AccessLog:
 
     def flush(self) -> None:
         """Write every queued line in one write; a closed or broken stdout loses them, as logging would."""
-        lines = self._lines
-        count = len(lines)
-        taken = lines[:count]
-        del lines[:count]
+        queued = self._queued
+        count = len(queued)
+        taken = [self._line(*request) for request in queued[:count]]
+        del queued[:count]
         if self._dropped:
             dropped, self._dropped = self._dropped, 0
             formatter = JsonLines() if self._json else TextLines(fmt=TEXT)

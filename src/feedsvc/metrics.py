@@ -6,16 +6,16 @@ about builds, posts, WebSub and cache purges is read from the current snapshot a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from feedsvc.model import Snapshot
 from feedsvc.polling import PollWatch
+from feedsvc.tally import PairTally
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -25,42 +25,42 @@ class Metrics:
                  websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None,
                  pages: Callable[[], Any | None] = lambda: None, polls: PollWatch | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter("feedsvc_http_requests", "HTTP requests answered, by route and status.",
-                                 ["route", "status"], registry=self.registry)
-        self._bytes = Counter("feedsvc_http_response_bytes", "Response body bytes sent, by route.",
-                              ["route"], registry=self.registry)
-        self._children: dict[tuple[str, int], Any] = {}
-        self._lock = threading.Lock()
+        self._answered = PairTally()  # (route, status) -> (requests, body bytes)
+        self.registry.register(_RequestCollector(self._answered))
         self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger, pages))
         if polls is not None:
             self.registry.register(_PollCollector(polls))
 
     def observe(self, route: str, status: int, sent: int) -> None:
-        """Count one answered request from any thread; cheap enough for the fast path (children are cached).
-
-        Only prometheus_client counters change here, and each takes its own lock (MutexValue); the
-        304 ratio is worked out from them at scrape time, not kept in counters of its own.
-        """
-        key = (route, status)
-        child = self._children.get(key)
-        if child is None:
-            with self._lock:
-                child = self._children.setdefault(
-                    key, (self._requests.labels(route, str(status)), self._bytes.labels(route)))
-        child[0].inc()
-        if sent:
-            child[1].inc(sent)
+        """Count one answered request from any thread, without a lock (see tally): the fast path calls it."""
+        self._answered.add((route, status), 1, sent)
 
     def not_modified_ratio(self) -> float:
-        """The share of feed requests answered 304, read from the request counters."""
-        feed = [sample for family in self._requests.collect() for sample in family.samples
-                if sample.name.endswith("_total") and sample.labels["route"] == "feed"]
-        answered = sum(sample.value for sample in feed)
-        not_modified = sum(sample.value for sample in feed if sample.labels["status"] == "304")
-        return not_modified / answered if answered else 0.0
+        """The share of feed requests answered 304, read from the request counts."""
+        feed = {status: count for (route, status), (count, _) in self._answered.totals().items() if route == "feed"}
+        answered = sum(feed.values())
+        return sum(count for status, count in feed.items() if status == 304) / answered if answered else 0.0
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+class _RequestCollector:
+    def __init__(self, answered: PairTally) -> None:
+        self._answered = answered
+
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily("feedsvc_http_requests", "HTTP requests answered, by route and status.",
+                                       labels=["route", "status"])
+        sent = CounterMetricFamily("feedsvc_http_response_bytes", "Response body bytes sent, by route.",
+                                   labels=["route"])
+        by_route: dict[str, int] = {}
+        for (route, status), (count, body_bytes) in sorted(self._answered.totals().items()):
+            requests.add_metric([route, str(status)], count)
+            by_route[route] = by_route.get(route, 0) + body_bytes
+        for route, body_bytes in by_route.items():
+            sent.add_metric([route], body_bytes)
+        yield from (requests, sent)
 
 
 class _SnapshotCollector:

@@ -17,6 +17,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from feedsvc.tally import PairTally
+
 # (substring of the lower-cased User-Agent, family), first match wins; readers before the libraries they use.
 FAMILIES = (
     ("feedly", "Feedly"), ("inoreader", "Inoreader"), ("netnewswire", "NetNewsWire"), ("newsboat", "newsboat"),
@@ -33,8 +35,6 @@ _FAMILY_CACHE = 4096
 @dataclass(slots=True)
 class FamilyStats:
     family: str
-    polls: int = 0
-    conditional: int = 0
     refused: int = 0
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=_GAPS))
 
@@ -64,37 +64,37 @@ class PollWatch:
         self._last: OrderedDict[tuple[str, str, str], float] = OrderedDict()  # (address, UA, feed) -> last served
         self._families: dict[str, FamilyStats] = {}
         self._agents: dict[str, FamilyStats] = {}  # the same, by User-Agent (a bounded number of them)
+        self._counts = PairTally()  # family -> (polls, conditional polls)
 
     def poll(self, address: str, user_agent: str, feed: str, *, conditional: bool) -> int | None:
         """Count one request for a feed; the seconds to send in Retry-After if it is to be refused (429).
 
         On every poll of every feed: without a limit, the gaps are followed for one client in eight
-        (by a hash of address, User-Agent and feed), which gives the same medians for less work.
+        (by a hash of address, User-Agent and feed), which gives the same medians for less work, and
+        the other seven are counted without a lock (tally).
         """
         key = (address, user_agent, feed)
-        followed = self.min_interval or not hash(key) & self._unfollowed
-        with self._lock:
-            stats = self._agents.get(user_agent)
-            if stats is None:
+        stats = self._agents.get(user_agent)
+        if stats is None:
+            with self._lock:
                 stats = self._family_stats(user_agent)
-            if not followed:
-                stats.polls += 1
-                stats.conditional += conditional
-                return None
+        if not self.min_interval and hash(key) & self._unfollowed:
+            self._counts.add(stats.family, 1, conditional)
+            return None
+        with self._lock:
             now = self._clock()
             last = self._last.get(key)
             gap = None if last is None else now - last
             if self.min_interval and not conditional and gap is not None and gap < self.min_interval:
                 stats.refused += 1
                 return max(1, math.ceil(self.min_interval - gap))
-            stats.polls += 1
-            stats.conditional += conditional
             if gap is not None:
                 stats.gaps.append(gap)
             self._last[key] = now
             self._last.move_to_end(key)
             if len(self._last) > self._capacity:
                 self._last.popitem(last=False)
+        self._counts.add(stats.family, 1, conditional)
         return None
 
     def _family_stats(self, user_agent: str) -> FamilyStats:
@@ -108,8 +108,9 @@ class PollWatch:
         return stats
 
     def report(self) -> list[FamilyReport]:
+        counts = self._counts.totals()
         with self._lock:
-            found = [(stats.family, stats.polls, stats.conditional, list(stats.gaps), stats.refused)
+            found = [(stats.family, *counts.get(stats.family, (0, 0)), list(stats.gaps), stats.refused)
                      for stats in self._families.values()]
         return [FamilyReport(family=family, polls=polls, conditional_share=conditional / polls if polls else 0.0,
                              median_gap=statistics.median(gaps) if gaps else None, refused=refused)
