@@ -25,7 +25,7 @@ class Metrics:
                  websub: Callable[[], Any | None], *, purger: Callable[[], Any | None] = lambda: None,
                  pages: Callable[[], Any | None] = lambda: None, polls: PollWatch | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._answered = PairTally()  # (route, status) -> (requests, body bytes)
+        self._answered: PairTally[tuple[str, int]] = PairTally()  # (route, status) -> (requests, body bytes)
         self.registry.register(_RequestCollector(self._answered))
         self.registry.register(_SnapshotCollector(self, snapshot, builds, websub, purger, pages))
         if polls is not None:
@@ -46,7 +46,7 @@ class Metrics:
 
 
 class _RequestCollector:
-    def __init__(self, answered: PairTally) -> None:
+    def __init__(self, answered: PairTally[tuple[str, int]]) -> None:
         self._answered = answered
 
     def collect(self) -> Iterator[Any]:

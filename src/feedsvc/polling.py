@@ -64,7 +64,7 @@ class PollWatch:
         self._last: OrderedDict[tuple[str, str, str], float] = OrderedDict()  # (address, UA, feed) -> last served
         self._families: dict[str, FamilyStats] = {}
         self._agents: dict[str, FamilyStats] = {}  # the same, by User-Agent (a bounded number of them)
-        self._counts = PairTally()  # family -> (polls, conditional polls)
+        self._counts: PairTally[str] = PairTally()  # family -> (polls, conditional polls)
 
     def poll(self, address: str, user_agent: str, feed: str, *, conditional: bool) -> int | None:
         """Count one request for a feed; the seconds to send in Retry-After if it is to be refused (429).

@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-Rows = dict[Hashable, list[int]]
+K = TypeVar("K", bound=Hashable)
 
 
 class _Owner:
@@ -21,19 +22,19 @@ class _Owner:
     __slots__ = ("__weakref__",)
 
 
-class PairTally:
+class PairTally(Generic[K]):
     """Pairs of counts by key (a request count and its bytes, polls and conditional polls)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()  # for joining, leaving and reading; never taken by `add`
-        self._live: dict[int, Rows] = {}  # one thread's rows by the id of that thread's _Owner
-        self._ended: dict[Hashable, tuple[int, int]] = {}  # the sums of ended threads; tuples, replaced whole
+        self._live: dict[int, dict[K, list[int]]] = {}  # one thread's rows by the id of that thread's _Owner
+        self._ended: dict[K, tuple[int, int]] = {}  # the sums of ended threads; tuples, replaced whole
 
-    def add(self, key: Hashable, first: int, second: int) -> None:
+    def add(self, key: K, first: int, second: int) -> None:
         """Add to this thread's row for `key`; no other thread ever writes it."""
         try:
-            rows: Rows = self._local.rows
+            rows: dict[K, list[int]] = self._local.rows
         except AttributeError:
             rows = self._join()
         row = rows.get(key)
@@ -42,7 +43,7 @@ class PairTally:
         row[0] += first
         row[1] += second
 
-    def totals(self) -> dict[Hashable, tuple[int, int]]:
+    def totals(self) -> dict[K, tuple[int, int]]:
         """Every key's sums over all threads, the ended ones included."""
         with self._lock:
             # dict.copy() runs without giving up the interpreter lock: a writer's new key is in it or not.
@@ -54,8 +55,8 @@ class PairTally:
                 found[key] = (before[0] + first, before[1] + second)
         return found
 
-    def _join(self) -> Rows:
-        rows: Rows = {}
+    def _join(self) -> dict[K, list[int]]:
+        rows: dict[K, list[int]] = {}
         owner = self._local.owner = _Owner()
         self._local.rows = rows
         with self._lock:
