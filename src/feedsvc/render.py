@@ -9,7 +9,6 @@ same ETag on every replica).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import os
@@ -21,6 +20,7 @@ from typing import Any
 
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedEntry, FeedGenerator
+from zlib_ng import gzip_ng
 
 from feedsvc import __version__
 from feedsvc.jsonfeed import render_json_feed
@@ -44,7 +44,7 @@ def render_feed(info: FeedInfo, page: Page, fmt: FeedFormat, *, bodies: Bodies, 
 
 
 def render_feeds(jobs: Sequence[Job], *, bodies: Bodies) -> list[RenderedFeed]:
-    """Many feeds: each compressed on another core (zlib lets go of the GIL) while the next is serialised."""
+    """Many feeds: each compressed on another core (zlib-ng lets go of the GIL) while the next is serialised."""
     serialised, zipping = [], []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for info, page, fmt, updated in jobs:
@@ -63,7 +63,9 @@ def _serialise(info: FeedInfo, page: Page, fmt: FeedFormat, updated: datetime, b
 
 
 def gzip_bytes(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=6, mtime=0)  # mtime=0: the same bytes every time
+    """gzip at level 6, by zlib-ng: half of zlib's time for as few bytes (a cold build's biggest single cost)."""
+    zipped: bytes = gzip_ng.compress(body, compresslevel=6, mtime=0)  # type: ignore[no-untyped-call]
+    return zipped  # mtime=0: the same bytes every time
 
 
 def _finish(page: Page, fmt: FeedFormat, updated: datetime, body: bytes, gzip_body: bytes) -> RenderedFeed:
