@@ -1,21 +1,22 @@
 """Runs the service under granian: one worker process, which hosts the one rebuilder.
 
-granian parses HTTP and moves bytes on Rust threads, so one Python process (one rebuilder,
-one snapshot in memory) keeps both cores busy; the Python side of a feed poll is the
-fast path's dictionary lookup. More worker processes would each need their own rebuilder.
+granian parses HTTP and moves bytes on a Rust thread, beside the Python threads of one process
+(one rebuilder, one snapshot in memory); the Python side of a feed poll is the fast path's
+dictionary lookup. More worker processes would each need their own rebuilder.
 
-Measured with bench/vs_nginx.py on 2 cores (granian 2.8): the access log is written by the
-worker (logs.AccessLog), not by granian's, which calls `logging` for every request and so took
-two thirds of a 304's time. WSGI stays: a bare RSGI handler cost more CPU per 304 than a bare
-WSGI one (21-27 against 13-15 us with asyncio or granian's Rust tasks, which are experimental and
-absent on Python 3.12+), and RSGI would need the Flask app run in an executor for every other
-request. Two Rust runtime threads did at least as well as one, and the multi-threaded runtime
-better than the single-threaded. One Python thread (FEEDSVC_THREADS=1) answers some 15% more 304s
-than two (no contention for the interpreter lock), but a page rendered on request then holds every
-other request: under bench/flood.py's paging flood the normal clients' p99 went from 8 ms to 1.3 s.
-So two by default; 4 only add contention. A bare WSGI app under granian answers 304s about as fast
-as nginx (~100k/s here): what a feedsvc 304 costs beyond that is its own Python (access log line,
-counters, validators), on the one thread that runs Python.
+Measured with bench/vs_nginx.py on 2 cores (granian 2.8), where the server and wrk get about a
+core each: what a 304 costs beyond a bare WSGI app (which answers about as fast as nginx) is
+mostly the two request threads handing the interpreter lock to each other, and that costs more
+the longer each holds it. So the request path holds it briefly: the access log is written by the
+worker (logs.AccessLog, a tuple queued per request, not granian's `logging` call, which took two
+thirds of a 304's time), and request counts are kept per thread (tally). One Rust runtime thread
+instead of two left more of the core to the rest: 304s 0.40x -> 0.53x of nginx, gzip 0.62x ->
+0.68x, identity 0.81x -> 0.82x (with the two changes above, same run). WSGI stays: a bare RSGI
+handler cost more CPU per 304 than a bare WSGI one (21-27 against 13-15 us), and RSGI would need the
+Flask app run in an executor for every other request. One Python thread (FEEDSVC_THREADS=1)
+answers more 304s still, but a page rendered on request then holds every other request: under
+bench/flood.py's paging flood the normal clients' p99 went from 8 ms to 1.3 s. So two by
+default; 4 only add contention.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def serve(settings: Settings) -> None:
         address=settings.host,
         port=settings.port,
         workers=1,
-        runtime_threads=2,
+        runtime_threads=1,
         blocking_threads=settings.threads,
         log_access=False,  # the worker writes the access log itself (see worker_app)
         log_dictconfig=logging_config(settings),
