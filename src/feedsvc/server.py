@@ -52,7 +52,7 @@ def worker_app() -> Any:
         access_log = fast.access_log = AccessLog(json_lines=settings.log_format == "json")
         access_log.start()
         multiprocessing.util.Finalize(None, access_log.close, exitpriority=5)  # after the rebuilder's stop
-    return app
+    return app.wsgi_app  # the fast path, which hands the rest to Flask: one call less per poll than `app`
 
 
 def check_port(host: str, port: int) -> None:
