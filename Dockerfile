@@ -43,6 +43,7 @@ EXPOSE 8000
 # /healthz answers 503 only until the first build is done; slim has no curl, so Python asks.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('FEEDSVC_PORT', '8000') + '/healthz', timeout=4)"]
-# granian stops its worker cleanly on SIGTERM (up to 10 s); give `docker stop` at least that.
+# On SIGTERM feedsvc finishes its requests and writes its cache, within FEEDSVC_STOP_TIMEOUT (30 s);
+# give `docker stop` more than that (`docker stop -t 40`, compose's stop_grace_period).
 STOPSIGNAL SIGTERM
 CMD ["feedsvc", "serve"]

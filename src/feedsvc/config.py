@@ -169,6 +169,10 @@ class Settings:
         2, "Python threads answering requests; more only add lock contention "
         "(granian moves the bytes on its own threads).", int,
     )
+    stop_timeout: int = _setting(
+        30, "Seconds `serve` gives itself to stop on SIGTERM (finish requests, write the cache) before it is "
+        "killed. Writing the cache of a million posts takes about 20 s; give a container's stop a few more.", int,
+    )
     cache_dir: str = _setting(
         "", "Folder of the cache (a pickle of parsed posts, rendered feeds and their stamps, one file per content "
         "folder) that lets a restart re-read only changed files and keep every validator, and every feed that has "
@@ -290,8 +294,8 @@ def _check(settings: Settings) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
     for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit", "min_poll_interval",
-                 "tombstone_days"):
-        if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit") else 0):
+                 "tombstone_days", "stop_timeout"):
+        if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit", "stop_timeout") else 0):
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.resume not in ("auto", "on", "off"):
         raise ConfigError(f"FEEDSVC_RESUME must be auto, on or off, got {settings.resume!r}")

@@ -60,7 +60,7 @@ class CachedState:
 # Settings that change how the service runs, not a post or a feed: changing them keeps the cache.
 _RUNTIME_ONLY = frozenset({"host", "port", "threads", "cache_dir", "cache_max_age", "log_format", "access_log",
                            "leader_lock", "rebuild_interval", "debounce", "settle", "admin_token", "min_poll_interval",
-                           "redirects", "retired", "resume"})
+                           "redirects", "retired", "resume", "stop_timeout"})
 _PRUNE_AFTER = 30 * 86400  # seconds: the cache of a content folder not served for a month is dropped
 
 

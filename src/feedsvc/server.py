@@ -81,5 +81,5 @@ def serve(settings: Settings) -> None:
         blocking_threads=settings.threads,
         log_access=False,  # the worker writes the access log itself (see worker_app)
         log_dictconfig=logging_config(settings),
-        workers_kill_timeout=10,
+        workers_kill_timeout=settings.stop_timeout,  # the worker's exit writes the cache (worker_app)
     ).serve()
