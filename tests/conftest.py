@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +118,26 @@ def write_whole(content: Path, name: str, text: str) -> None:
 
 def rebuild(app: Flask) -> None:
     app.extensions["feedsvc"].rebuild()
+
+
+def run_together(work: Callable[[], None], threads: int) -> None:
+    """`work` in `threads` threads started at once, switching between them as often as the interpreter can."""
+    start = threading.Barrier(threads)
+
+    def started() -> None:
+        start.wait()
+        work()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        workers = [threading.Thread(target=started) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def parse(response_or_bytes: object) -> feedparser.FeedParserDict:

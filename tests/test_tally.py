@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import threading
+
+from conftest import run_together
 
 from feedsvc.tally import PairTally
 
@@ -11,24 +12,12 @@ from feedsvc.tally import PairTally
 def test_counts_from_many_threads_are_exact_and_outlive_them() -> None:
     tally = PairTally()
     threads, rounds = 8, 5000
-    start = threading.Barrier(threads)
 
     def add() -> None:
-        start.wait()
         for i in range(rounds):
             tally.add("feed" if i % 2 else "other", 1, i % 3)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        workers = [threading.Thread(target=add) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=60)
-    finally:
-        sys.setswitchinterval(interval)
-
+    run_together(add, threads)
     extra = {"feed": sum(i % 3 for i in range(1, rounds, 2)), "other": sum(i % 3 for i in range(0, rounds, 2))}
     assert tally.totals() == {key: (threads * rounds // 2, threads * extra[key]) for key in ("feed", "other")}
     assert not tally._live, "an ended thread's rows are folded into the totals, not kept per thread"

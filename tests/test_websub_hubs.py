@@ -11,7 +11,6 @@ import itertools
 import re
 import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import BASE_URL
+from conftest import BASE_URL, run_together
 from prometheus_client.parser import text_string_to_metric_families
 from serving import wait_until
 
@@ -293,24 +292,13 @@ def test_observe_counts_exactly_from_many_threads(status: type[int]) -> None:
     metrics = Metrics(Snapshot, lambda: (0, 0.0), lambda: None)
     threads, rounds = 8, 4000
     ok, not_modified, missing = status(200), status(304), status(404)
-    start = threading.Barrier(threads)
 
     def hammer() -> None:
-        start.wait()
         for i in range(rounds):
             metrics.observe("feed", not_modified if i % 4 == 0 else ok, 0 if i % 4 == 0 else 10)
             metrics.observe("other", missing, 1)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads as often as the interpreter can
-    try:
-        workers = [threading.Thread(target=hammer) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=60)
-    finally:
-        sys.setswitchinterval(interval)
+    run_together(hammer, threads)
 
     found = samples(metrics.render().decode())
     total = threads * rounds
