@@ -126,7 +126,7 @@ class Publisher:
 
     def rebuild(self, paths: Iterable[str] | None = None) -> Snapshot:
         """Scan (everything, or just `paths` from file events), build, swap in the new Snapshot."""
-        with self._lock, _collector_paused(collect=paths is None):
+        with self._lock, _collector_paused(collect=paths is None and self.builds[0] > 0):
             started = time.perf_counter()
             if not self._loaded:
                 self._load_cache()
@@ -280,10 +280,12 @@ def _collector_paused(*, collect: bool = True) -> Iterator[None]:
 
     After it, what survived is frozen (gc.freeze): posts live until a change, and a full collection
     over a million of them stalls every request for seconds; frozen, collections look only at what
-    is younger. A full rescan collects first, so no garbage is frozen for good. A file event's
-    rebuild freezes without collecting: going through its new million-entry tuples took 0.3 s, a
-    pause every change waited for, and such a rebuild leaves no cycles to collect (measured: none
-    unreachable after each of them).
+    is younger. A full rescan collects first, so no garbage is frozen for good, but for a process's
+    first build: what it made is what the process keeps (at a restart with a million posts, a
+    collection found 5 unreachable objects among 3 million, in 3.5 s that every request waited for).
+    A file event's rebuild freezes without collecting: going through its new million-entry tuples
+    took 0.3 s, a pause every change waited for, and such a rebuild leaves no cycles to collect
+    (measured: none unreachable after each of them).
     """
     enabled = gc.isenabled()
     gc.disable()
