@@ -18,7 +18,7 @@ import os
 import pickle
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -115,7 +115,11 @@ class _Unpickler(pickle.Unpickler):
         return shared_term(*pid)
 
 
-def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> None:
+def _nothing() -> None:
+    pass
+
+
+def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str], give_way: Callable[[], None]) -> None:
     protocol = pickle.HIGHEST_PROTOCOL
     _Pickler(f, protocol).dump(header)
     front = None if state.front is None else dataclasses.replace(state.front, listings={}, posts={})
@@ -123,6 +127,7 @@ def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str]) -> Non
     _Pickler(f, protocol).dump(None if front is None else pickle.dumps(front, protocol))
     files = list(state.files.items())
     for start in range(0, len(files), _CHUNK):
+        give_way()
         _Pickler(f, protocol).dump(files[start:start + _CHUNK])
     _Pickler(f, protocol).dump(state.feeds)
     _Pickler(f, protocol).dump(state.stamps)
@@ -215,19 +220,21 @@ class ParseCache:
                    id_changes: dict[str, tuple[str, str, float]] | None = None,
                    deleted: dict[str, tuple[tuple[str, datetime], ...]] | None = None,
                    next_due: datetime | None = None, front: Snapshot | None = None,
-                   listing: Digest | None = None) -> None:
+                   listing: Digest | None = None, give_way: Callable[[], None] = _nothing) -> None:
         """Save a run's state; a stamp is kept with the fingerprint of its posts (not the posts).
 
         `next_due`: when the clock alone next changes which posts the channels hold (see CachedState);
-        `listing`: walk.digest of `files` (scan.ContentFolder.digest); without it a restart compares every file.
+        `listing`: walk.digest of `files` (scan.ContentFolder.digest); without it a restart compares every file;
+        `give_way`: called between parts of the write (every _CHUNK posts), to let other work go first.
         """
         known = fingerprints({path: stamp.posts for path, stamp in stamps.items() if stamp.posts is not None})
         self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
                               deleted=dict(deleted or {}), exact=frozenset(known), next_due=next_due,
                               listing=listing, front=front, stamps={
-            path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}))
+            path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}),
+                  give_way=give_way)
 
-    def save(self, state: CachedState) -> None:
+    def save(self, state: CachedState, *, give_way: Callable[[], None] = _nothing) -> None:
         if self.path is None:
             return
         try:
@@ -236,7 +243,7 @@ class ParseCache:
                 logger.error("cache %s not written: %s", self.path, why)
                 return
             with atomic_file(self.path, mode=0o600) as f:
-                _write(f, state, self.header)
+                _write(f, state, self.header, give_way)
             self._prune()
         except (OSError, pickle.PicklingError) as exc:  # a full or read-only disk: serve on, uncached
             logger.warning("cache %s not written: %s", self.path, exc)
