@@ -110,12 +110,11 @@ class Publisher:
             raise Busy(WARMING_RETRY_AFTER)
 
     def _load_cache(self) -> None:
-        """Take in what the last run saved, before the first scan (under the lock)."""
+        """Take in what the last run saved, before the first scan (in rebuild, under the lock)."""
         self._loaded = True
         if self.cache.stored_bytes() >= LIST_AHEAD_FROM:
             self.folder.list_ahead()  # on the other core while the cache loads: the two take as long
-        with _collector_paused(collect=False):  # a million unpickled posts, no cycles; the first build collects
-            cached = self.cache.load()
+        cached = self.cache.load()  # inside the rebuild's pause of the collector: a million posts, no cycles
         self.folder.seed(cached.files, digest=cached.listing)
         self.folder.id_changes = dict(cached.id_changes)
         self.bodies.keep(cached.bodies)
