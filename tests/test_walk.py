@@ -213,3 +213,36 @@ def test_a_full_rebuild_waits_for_its_listing_without_holding_up_file_events() -
     listing.set_result(None)
     full.join(timeout=10)
     assert not full.is_alive() and calls == [set(), None]
+
+
+def test_a_full_rescan_asked_for_at_start_waits_for_its_listing_outside_the_rebuilds() -> None:
+    """`serve` asks for one after its first build; at a million files the listing takes 10 s, and a
+    post added meanwhile must not wait for it."""
+    import threading
+    from concurrent.futures import Future
+
+    from serving import wait_until
+
+    from feedsvc.schedule import RebuildSchedule
+
+    calls: list[set[str] | None] = []
+    listing: Future[object] = Future()
+    prepared = threading.Event()
+
+    def prepare() -> Future[object]:
+        prepared.set()
+        return listing
+
+    schedule = RebuildSchedule(lambda paths: calls.append(paths), interval=3600, debounce=0.0, prepare=prepare)
+    schedule.start()
+    try:
+        schedule.nudge(None)
+        wait_until(prepared.is_set, 5.0, "the full rescan to begin its listing")
+        schedule.nudge(["/content/a.md"])
+        wait_until(lambda: calls, 5.0, "the file event's rebuild while the listing is made")
+        assert calls == [{"/content/a.md"}]
+        listing.set_result(None)
+        wait_until(lambda: len(calls) == 2, 5.0, "the full rescan once its listing is there")
+        assert calls[1] is None
+    finally:
+        schedule.shutdown()
