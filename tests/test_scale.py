@@ -66,6 +66,25 @@ def test_restart_reads_only_what_changed(posts: list[Path], cached_settings: Set
     assert second.snapshot.feeds["all.atom"].body != first.snapshot.feeds["all.atom"].body
 
 
+def test_posts_read_from_the_cache_share_their_categories(posts: list[Path], cached_settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Term object per category across every post, as a cold build has: at a million posts, a
+    copy of each post's categories would be two million objects more."""
+    first = Publisher(cached_settings)
+    first.rebuild()
+    first.persist()
+    reads = count_reads(monkeypatch)
+    second = Publisher(cached_settings)
+    second.rebuild()
+    loaded = second.snapshot.listings["all"].posts
+    assert len(loaded) == 12 and reads == []  # every post from the cache
+    terms = [term for post in loaded for term in post.categories]
+    assert {term.name for term in terms} == {"latest", "news"}
+    assert len({id(term) for term in terms}) == 2
+    assert {id(term) for term in terms} == {id(term) for post in first.snapshot.listings["all"].posts
+                                            for term in post.categories}  # the ones content shares
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "delete"])
 def test_a_damaged_cache_costs_one_full_parse(posts: list[Path], cached_settings: Settings, damage: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
