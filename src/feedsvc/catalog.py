@@ -20,7 +20,9 @@ from feedsvc.model import ALL, Channel, ChannelKind, Listing, Post
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Catalog:
     listings: tuple[Listing, ...]  # all posts, then categories, tags, authors, each by name
-    visible: tuple[Post, ...]  # every published post, newest first
+    # Every published post, newest first. From CatalogIndex, like by_slug, the index's own list:
+    # a copy was a million-post pass on every change.
+    visible: Sequence[Post]
     next_due: datetime | None  # when the earliest future-dated post goes live
     # slug -> visible post. From CatalogIndex, the index's own dict, updated by its next change:
     # for looking a post up now, not for keeping.
@@ -199,7 +201,7 @@ class CatalogIndex:
             if listing is None:
                 listing = self._listings[key] = Listing(channel=channels[key], posts=tuple(self._groups.get(key, ())))
             listings.append(listing)
-        return Catalog(listings=tuple(listings), visible=tuple(self._visible),
+        return Catalog(listings=tuple(listings), visible=self._visible,
                        next_due=self._future[0].date if self._future else None, by_slug=self._by_slug)
 
 
