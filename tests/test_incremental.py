@@ -72,8 +72,9 @@ def test_edits_one_at_a_time_give_what_a_full_pass_gives(data: st.DataObject,
                                hidden=["tag/rail"])
         kept, expected = full(files, now)
         assert sorted(published.by_source.values(), key=lambda p: p.source) == kept
-        assert (dataclasses.replace(catalog, by_slug={}, added=None)
-                == dataclasses.replace(expected, by_slug={}, added=None))  # type: ignore[type-var]
+        assert (dataclasses.replace(catalog, by_slug={}, added=None, visible=())
+                == dataclasses.replace(expected, by_slug={}, added=None, visible=()))  # type: ignore[type-var]
+        assert list(catalog.visible) == list(expected.visible)  # the index's own list, the full pass's tuple
         assert dict(catalog.by_slug) == dict(expected.by_slug)  # type: ignore[attr-defined]
 
 
