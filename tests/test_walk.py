@@ -162,12 +162,66 @@ def test_a_rescan_that_finds_every_file_as_held_compares_none_and_one_that_does_
     folder.scan()
     compared: list[int] = []
     real = ContentFolder._to_read
-    monkeypatch.setattr(ContentFolder, "_to_read", lambda self, found: compared.append(len(found)) or real(self, found))
+    monkeypatch.setattr(ContentFolder, "_to_read",
+                        lambda self, found, differ: compared.append(len(found)) or real(self, found, differ))
     assert folder.scan().changed == 0 and compared == []
     write_post("post-1.md", title="Post 1, edited without an event", date="2025-01-02")
     result = folder.scan()
     assert result.changed == 1 and compared == [4]
     assert "Post 1, edited without an event" in {p.title for p in result.posts}
+
+
+def test_a_full_rescan_finds_a_deleted_file_when_another_came_in_its_place(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many files as before, but not the same ones: the count that spares a million-name set
+    difference must not hide the one that went."""
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
+    for n in range(4):
+        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
+    settings = make_settings()
+    folder = ContentFolder(settings)
+    folder.scan()
+    (settings.content_dir / "post-0.md").unlink()
+    write_post("post-9.md", title="Post 9", date="2025-01-09")
+    result = folder.scan()
+    assert result.changed == 2
+    assert sorted(folder.state()) == ["post-1.md", "post-2.md", "post-3.md", "post-9.md"]
+    assert sorted(p.title for p in result.posts) == ["Post 1", "Post 2", "Post 3", "Post 9"]
+
+
+def test_a_listing_made_ahead_is_unpickled_before_the_scan_takes_it(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full scan runs in the lock file events wait on; at a million files, unpickling the
+    listing's files took half a second of it. Done beside it, and only when they are needed."""
+    import threading
+
+    from feedsvc import walk
+
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
+    for n in range(4):
+        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
+    folder = ContentFolder(make_settings())
+    folder.scan()
+    unpickled: list[str] = []  # the threads that unpickled a listing's files
+    real = walk.Listing.found
+
+    def found(self: walk.Listing) -> dict[str, int]:
+        if isinstance(self._found, bytes):
+            unpickled.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(walk.Listing, "found", found)
+    listed = folder.list_ahead()
+    assert listed is not None
+    listed.result(timeout=60)
+    assert folder.scan().changed == 0 and unpickled == []  # nothing changed: its digest says so, no files needed
+    write_post("post-1.md", title="Post 1, edited without an event", date="2025-01-02")
+    listed = folder.list_ahead()
+    assert listed is not None
+    listed.result(timeout=60)
+    assert len(unpickled) == 1 and unpickled[0] != threading.current_thread().name
+    assert "Post 1, edited without an event" in {p.title for p in folder.scan().posts}
+    assert len(unpickled) == 1  # the scan took them as they were
 
 
 def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(

@@ -117,14 +117,31 @@ class ContentFolder:
         """Begin the next full scan's listing in another process, so that scan need not wait for it: a
         restart's first scan (the listing runs while the cache loads), or a periodic rescan (file events
         go on meanwhile; the files they name are looked at again by that scan, since the listing may
-        have seen them before they changed). None if a listing is already under way."""
+        have seen them before they changed). None if a listing is already under way.
+
+        It is done once its files are unpickled too (outside the lock file events wait on: half a
+        second at a million files), unless its digest says there is nothing to compare.
+        """
         if self._listing is not None:
             return None
         if self._scanned:
             self._looked = set()
         self._prefix = str(self.root.resolve()) + os.sep
-        self._listing = list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions)
-        return self._listing
+        ready: Future[Listing] = Future()
+
+        def unpack(listed: Future[Listing]) -> None:
+            try:
+                listing = listed.result()
+                if self._looked or listing.digest() not in (self.digest, self._seed_digest):
+                    listing.found()  # else the scan needs none of them
+            except BaseException as exc:  # the scan lists the folder itself (see _walk)
+                ready.set_exception(exc)
+            else:
+                ready.set_result(listing)
+
+        list_elsewhere(self._prefix.rstrip(os.sep), self.settings.extensions).add_done_callback(unpack)
+        self._listing = ready
+        return ready
 
     def seed(self, cached: dict[str, CachedFile], digest: Digest | None = None) -> None:
         """What a previous run read (taken, not copied), trusted where a file's version is still the same;
@@ -151,18 +168,20 @@ class ContentFolder:
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable,
                                     as_cached=as_cached)
             found = listing.found() if not looked else self._as_now(listing.found(), looked)
-            gone = self._entries.keys() - found.keys()
+            differ = _differing(self._entries, found)
+            gone = _missing(self._entries, found, new=sum(source not in self._entries for source, _ in differ))
         else:
             asked = {*paths, *self._unsettled}
             if self._looked is not None:
                 self._looked |= asked
             found, gone = self._look_at(asked)
+            differ = _differing(self._entries, found)
         gone = {source for source in gone if not self._hidden(source)}  # unreadable is not deleted
         for source in gone:
             self._drop(source)
             self._future.pop(source, None)
         self._touched |= gone
-        stale = self._to_read(found)
+        stale = self._to_read(found, differ)
         for (source, _, signature), result in zip(stale, load_files(stale, self.settings), strict=True):
             self._store(source, signature, result)
         return self._result(list(self._walk_problems.values()), changed=len(gone) + len(stale),
@@ -219,8 +238,9 @@ class ContentFolder:
         if (old := self._entries.pop(source, None)) is not None:
             self.digest = (self.digest - file_digest(source, old[0])) & DIGEST_BITS
 
-    def _to_read(self, found: Found) -> list[tuple[str, str, Signature]]:
-        """The files whose stat changed and that have settled; the rest are known or wait (`_unsettled`)."""
+    def _to_read(self, found: Found, differ: list[tuple[str, Version]]) -> list[tuple[str, str, Signature]]:
+        """The files whose stat changed (`differ`: those of `found` not held as found) and that have
+        settled; the rest are known or wait (`_unsettled`)."""
         cached, self._seed = self._seed, {}
         now_ns = int(self.wall_clock() * 1e9)
         settle_ns = int(self.settings.settle * 1e9) if self._scanned else 0
@@ -234,10 +254,7 @@ class ContentFolder:
                 self._put(source, cached[source])
                 self._touched.add(source)
         stale: list[tuple[str, str, Signature]] = []
-        for source, version in found.items():
-            entry = self._entries.get(source)
-            if entry is not None and entry[0] == version:
-                continue
+        for source, version in differ:
             if source in cached and cached[source][0] == version:
                 self._put(source, cached[source])
                 self._touched.add(source)
@@ -399,6 +416,24 @@ class ContentFolder:
 
     def _relative(self, path: str) -> str:
         return relative(path, self._prefix)
+
+
+def _differing(held: Mapping[str, CachedFile], found: Found) -> list[tuple[str, Version]]:
+    """The found files not held as they are now: new, or another version.
+
+    At a million files this pass, a million lookups in a million, is most of a full rescan, which
+    file events wait on: it is made once, and nothing else goes through every file.
+    """
+    get = held.get
+    return [(source, version) for source, version in found.items() if (e := get(source)) is None or e[0] != version]
+
+
+def _missing(held: Mapping[str, object], found: Found, *, new: int) -> Collection[str]:
+    """The held files a listing did not find, `new` of whose files are not held. Usually none, which
+    the count says, where a set difference built a set of a million names."""
+    if len(found) - new == len(held):
+        return ()
+    return held.keys() - found.keys()
 
 
 def load_file(source: str, path: str, signature: Signature, settings: Settings) -> Post | Problem | None:
