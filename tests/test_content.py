@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedsvc.config import load_settings
 from feedsvc.content import load_post
@@ -141,3 +143,16 @@ def test_invalid_utf8_names_the_line() -> None:
     problem = load(b"---\ntitle: T\ndate: 2021-01-01\n---\nok\n\xff\xfe bad\n")
     assert isinstance(problem, Problem)
     assert problem.line == 6 and "UTF-8" in problem.message
+
+
+# A source as the walk makes it: file and folder names, never a `.` of its own (pathlib drops those).
+@given(st.lists(st.text(st.sampled_from("ab.-_ é"), min_size=1, max_size=8).filter(lambda name: name != "."),
+                min_size=1, max_size=3))
+@settings(max_examples=300)
+def test_a_post_without_a_slug_takes_its_file_name_stem_as_pathlib_does(parts: list[str]) -> None:
+    from pathlib import PurePosixPath
+
+    from feedsvc.content import _stem
+
+    source = "/".join(parts)
+    assert _stem(source) == PurePosixPath(source).stem
