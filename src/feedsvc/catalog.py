@@ -230,15 +230,27 @@ _KIND_ORDER = list(ChannelKind)  # all posts first, then as the enum lists them
 
 
 def channels_of(post: Post, feeds: Sequence[FeedRule] = ()) -> list[Channel]:
-    """Every channel a published post is in (ALL, its feeds of [[feeds]], categories, tags, authors, language)."""
+    """Every channel a published post is in (ALL, its feeds of [[feeds]], categories, tags, authors, language).
+
+    Asked of every post when the index starts again (a million at a restart): what a post lacks
+    costs nothing. A channel without a slug (an author's name without letters) is none.
+    """
     channels = [ALL]
-    channels += [rule.channel for rule in feeds if rule.holds(post)]
-    channels += [_term_channel(ChannelKind.CATEGORY, t.slug, t.name) for t in post.categories]
-    channels += [_term_channel(ChannelKind.TAG, t.slug, t.name) for t in post.tags]
-    channels += [_term_channel(ChannelKind.AUTHOR, _author_slug(a.name), a.name) for a in post.authors]
+    for rule in feeds:
+        if rule.holds(post):
+            channels.append(rule.channel)
+    for term in post.categories:
+        if term.slug:
+            channels.append(_term_channel(ChannelKind.CATEGORY, term.slug, term.name))
+    for term in post.tags:
+        if term.slug:
+            channels.append(_term_channel(ChannelKind.TAG, term.slug, term.name))
+    for author in post.authors:
+        if slug := _author_slug(author.name):
+            channels.append(_term_channel(ChannelKind.AUTHOR, slug, author.name))
     if post.lang:
         channels.append(_term_channel(ChannelKind.LANG, post.lang.lower(), post.lang))
-    return [c for c in channels if c.slug]
+    return channels
 
 
 @functools.lru_cache(maxsize=65536)  # the same few hundred terms recur across 100,000 posts
