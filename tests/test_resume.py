@@ -111,3 +111,24 @@ def test_serve_restarts_on_the_saved_feeds_and_then_shows_what_changed_meanwhile
         health = json.loads(http_get(f"{two.url}/healthz")[2])
         assert health["status"] == "ok" and "warming" not in health
         assert http_get(f"{two.url}/feeds/tag/harbour.atom")[0] == 200
+
+
+def test_a_restart_over_a_big_cache_lists_the_folder_while_it_reads_the_cache(
+        saved: Settings, write_post: WritePost, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a million files the listing (in another process) takes longer than reading the cache:
+    it begins as the saved feeds are served, and the first rebuild takes it."""
+    from feedsvc import publisher as publisher_module
+    from feedsvc import scan
+
+    monkeypatch.setattr(publisher_module, "LIST_AHEAD_FROM", 1)  # this cache counts as big
+    monkeypatch.setattr(scan, "LIST_ELSEWHERE_FROM", 0)
+    listed: list[str] = []
+    real = scan.list_elsewhere
+    monkeypatch.setattr(scan, "list_elsewhere", lambda root, extensions: listed.append(root) or real(root, extensions))
+    write_post("2025/while-stopped.md", title="Written while stopped", date="2025-01-13T10:00:00Z")
+    app = create_app(saved, clock=lambda: NOW + timedelta(minutes=5), resume=True)
+    publisher = app.extensions["feedsvc"]
+    assert publisher.warming and len(listed) == 1  # begun before the posts are read
+    publisher.rebuild()
+    assert len(listed) == 1  # the rebuild took that listing
+    assert "Written while stopped" in [e.title for e in parse(app.test_client().get("/feeds/all.atom")).entries]
