@@ -169,7 +169,7 @@ class ContentFolder:
                                     as_cached=as_cached)
             found = listing.found() if not looked else self._as_now(listing.found(), looked)
             differ = _differing(self._entries, found)
-            gone = _missing(self._entries, found, new=sum(source not in self._entries for source, _ in differ))
+            gone = _missing(self._entries, found, differ)
         else:
             asked = {*paths, *self._unsettled}
             if self._looked is not None:
@@ -238,7 +238,7 @@ class ContentFolder:
         if (old := self._entries.pop(source, None)) is not None:
             self.digest = (self.digest - file_digest(source, old[0])) & DIGEST_BITS
 
-    def _to_read(self, found: Found, differ: list[tuple[str, Version]]) -> list[tuple[str, str, Signature]]:
+    def _to_read(self, found: Found, differ: Iterable[tuple[str, Version]]) -> list[tuple[str, str, Signature]]:
         """The files whose stat changed (`differ`: those of `found` not held as found) and that have
         settled; the rest are known or wait (`_unsettled`)."""
         cached, self._seed = self._seed, {}
@@ -418,19 +418,25 @@ class ContentFolder:
         return relative(path, self._prefix)
 
 
-def _differing(held: Mapping[str, CachedFile], found: Found) -> list[tuple[str, Version]]:
+def _differing(held: Mapping[str, CachedFile], found: Found) -> Collection[tuple[str, Version]]:
     """The found files not held as they are now: new, or another version.
 
     At a million files this pass, a million lookups in a million, is most of a full rescan, which
-    file events wait on: it is made once, and nothing else goes through every file.
+    file events wait on: it is made once, and nothing else goes through every file. Nothing held
+    (a first scan): every file, without a list of a million pairs.
     """
+    if not held:
+        return found.items()
     get = held.get
     return [(source, version) for source, version in found.items() if (e := get(source)) is None or e[0] != version]
 
 
-def _missing(held: Mapping[str, object], found: Found, *, new: int) -> Collection[str]:
-    """The held files a listing did not find, `new` of whose files are not held. Usually none, which
-    the count says, where a set difference built a set of a million names."""
+def _missing(held: Mapping[str, object], found: Found, differ: Collection[tuple[str, Version]]) -> Collection[str]:
+    """The held files a listing did not find (`differ`: see _differing). Usually none, which a
+    count says, where a set difference built a set of a million names."""
+    if not held:
+        return ()
+    new = sum(source not in held for source, _ in differ)
     if len(found) - new == len(held):
         return ()
     return held.keys() - found.keys()
