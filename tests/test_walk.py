@@ -17,7 +17,7 @@ from feedsvc import scan as scan_module
 from feedsvc.config import Settings
 from feedsvc.parsecache import ParseCache
 from feedsvc.scan import ContentFolder
-from feedsvc.walk import digest, list_elsewhere, list_folder, packed, unpacked
+from feedsvc.walk import digest, list_elsewhere, list_folder, packed, signature_of, unpacked
 
 _INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _UINT64 = st.integers(min_value=0, max_value=2**64 - 1)
@@ -189,7 +189,7 @@ def test_a_full_rescan_finds_a_deleted_file_when_another_came_in_its_place(
     assert sorted(p.title for p in result.posts) == ["Post 1", "Post 2", "Post 3", "Post 9"]
 
 
-def test_a_listing_made_ahead_is_unpickled_before_the_scan_takes_it(
+def test_a_listing_made_ahead_is_unpickled_and_compared_before_the_scan_takes_it(
         write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
     """The full scan runs in the lock file events wait on; at a million files, unpickling the
     listing's files took half a second of it. Done beside it, and only when they are needed."""
@@ -215,13 +215,43 @@ def test_a_listing_made_ahead_is_unpickled_before_the_scan_takes_it(
     assert listed is not None
     listed.result(timeout=60)
     assert folder.scan().changed == 0 and unpickled == []  # nothing changed: its digest says so, no files needed
+    compared: list[tuple[str, int]] = []  # (thread, files) of each comparison with the files held
+    real_differing = scan_module._differing
+
+    def differing(held: dict[str, object], found: dict[str, int]) -> object:
+        compared.append((threading.current_thread().name, len(found)))
+        return real_differing(held, found)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "_differing", differing)
     write_post("post-1.md", title="Post 1, edited without an event", date="2025-01-02")
     listed = folder.list_ahead()
     assert listed is not None
     listed.result(timeout=60)
-    assert len(unpickled) == 1 and unpickled[0] != threading.current_thread().name
+    here = threading.current_thread().name
+    assert len(unpickled) == 1 and unpickled[0] != here
+    assert len(compared) == 1 and compared[0][0] != here and compared[0][1] == 4  # every file, beside the lock
     assert "Post 1, edited without an event" in {p.title for p in folder.scan().posts}
-    assert len(unpickled) == 1  # the scan took them as they were
+    assert len(unpickled) == 1 and len(compared) == 1  # the scan took them as they were
+
+
+def test_a_file_compared_ahead_and_then_changed_again_by_an_event_is_held_as_it_is_last(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing's comparison saw one version; an event brought another before the scan took it."""
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
+    for n in range(4):
+        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
+    folder = ContentFolder(make_settings())
+    folder.scan()
+    path = write_post("post-1.md", title="Post 1, edited without an event", date="2025-01-02")
+    listed = folder.list_ahead()
+    assert listed is not None
+    listed.result(timeout=60)  # listed and compared: post-1 is another version
+    write_post("post-1.md", title="Post 1, edited again, with its event", date="2025-01-02")
+    folder.scan([str(path)])
+    result = folder.scan()
+    assert [p.title for p in result.posts if p.source == "post-1.md"] == ["Post 1, edited again, with its event"]
+    assert folder.state()["post-1.md"][0] == packed(signature_of(os.stat(path)))
+    assert folder.scan().changed == 0
 
 
 def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(

@@ -106,6 +106,8 @@ class ContentFolder:
         self.id_changes: dict[str, tuple[str, str, float]] = {}
         self._was: dict[str, Post] = {}  # what the last run read of files changed since: their old ids
         self._listing: Future[Listing] | None = None  # begun by list_ahead, for the next full scan
+        # That listing and its files not held as found, compared beside the rebuilds (see list_ahead).
+        self._compared: tuple[Listing, Collection[tuple[str, Version]]] | None = None
         self._looked: set[str] | None = None  # paths file events named since list_ahead, after a first scan
 
     @property
@@ -119,8 +121,10 @@ class ContentFolder:
         go on meanwhile; the files they name are looked at again by that scan, since the listing may
         have seen them before they changed). None if a listing is already under way.
 
-        It is done once its files are unpickled too (outside the lock file events wait on: half a
-        second at a million files), unless its digest says there is nothing to compare.
+        It is done once its files are unpickled and compared with those held too, outside the lock
+        file events wait on (at a million files, a second of it), unless its digest says there is
+        nothing to compare. Comparing beside rebuilds is sound: a file a rebuild changes meanwhile is
+        one its event named, and the scan looks at those again.
         """
         if self._listing is not None:
             return None
@@ -133,7 +137,7 @@ class ContentFolder:
             try:
                 listing = listed.result()
                 if self._looked or listing.digest() not in (self.digest, self._seed_digest):
-                    listing.found()  # else the scan needs none of them
+                    self._compared = (listing, _differing(self._entries, listing.found()))
             except BaseException as exc:  # the scan lists the folder itself (see _walk)
                 ready.set_exception(exc)
             else:
@@ -167,8 +171,15 @@ class ContentFolder:
             if not looked and ((as_cached := self._as_it_was(listing)) or self._as_it_is(listing)):
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable,
                                     as_cached=as_cached)
-            found = listing.found() if not looked else self._as_now(listing.found(), looked)
-            differ = _differing(self._entries, found)
+            compared, self._compared = self._compared, None
+            found, again = (listing.found(), set()) if not looked else self._as_now(listing.found(), looked)
+            if compared is None or compared[0] is not listing:
+                differ = _differing(self._entries, found)
+            elif not again:
+                differ = compared[1]
+            else:  # compared ahead: but for the files looked at again
+                differ = [*(pair for pair in compared[1] if pair[0] not in again),
+                          *_differing(self._entries, {source: found[source] for source in again if source in found})]
             gone = _missing(self._entries, found, differ)
         else:
             asked = {*paths, *self._unsettled}
@@ -203,18 +214,24 @@ class ContentFolder:
         self._unsettled = set()
         return True
 
-    def _as_now(self, found: Found, looked: set[str]) -> Found:
-        """A listing made while file events were handled, with the paths they named looked at again now."""
+    def _as_now(self, found: Found, looked: set[str]) -> tuple[Found, set[str]]:
+        """A listing made while file events were handled, with the paths they named looked at again
+        now; and the files looked at again (in the listing, or found now)."""
         found = dict(found)
+        again: set[str] = set()
         for path in looked:
             source = self._relative(path)
-            found.pop(source, None)
+            if found.pop(source, None) is not None:
+                again.add(source)
             if not is_post_file(os.path.basename(path), self.settings.extensions):  # a folder, or one that was
                 below = source + "/"
                 for inside in [s for s in found if s.startswith(below)]:
+                    again.add(inside)
                     del found[inside]
-        found.update(self._look_at(looked)[0])
-        return found
+        now = self._look_at(looked)[0]
+        found.update(now)
+        again.update(now)
+        return found, again
 
     def _as_it_is(self, listing: Listing) -> bool:
         """A rescan that lists every file as held: at a million files the listing's digest (made in
