@@ -113,22 +113,26 @@ def test_serve_restarts_on_the_saved_feeds_and_then_shows_what_changed_meanwhile
         assert http_get(f"{two.url}/feeds/tag/harbour.atom")[0] == 200
 
 
-def test_a_restart_over_a_big_cache_lists_the_folder_while_it_reads_the_cache(
+def test_a_post_added_as_a_big_restart_begins_shows_after_the_first_rebuild_its_event_asks_for(
         saved: Settings, write_post: WritePost, monkeypatch: pytest.MonkeyPatch) -> None:
-    """At a million files the listing (in another process) takes longer than reading the cache:
-    it begins as the saved feeds are served, and the first rebuild takes it."""
+    """Written after the saved feeds are served, before the first rebuild: its event's rebuild is
+    the first, and must list the folder as it is then, not as it was when serving began."""
     from feedsvc import publisher as publisher_module
     from feedsvc import scan
 
     monkeypatch.setattr(publisher_module, "LIST_AHEAD_FROM", 1)  # this cache counts as big
     monkeypatch.setattr(scan, "LIST_ELSEWHERE_FROM", 0)
-    listed: list[str] = []
     real = scan.list_elsewhere
-    monkeypatch.setattr(scan, "list_elsewhere", lambda root, extensions: listed.append(root) or real(root, extensions))
-    write_post("2025/while-stopped.md", title="Written while stopped", date="2025-01-13T10:00:00Z")
+
+    def listed_at_once(root: str, extensions: tuple[str, ...]) -> object:  # a listing begun is a listing done
+        listing = real(root, extensions)
+        listing.result(timeout=60)
+        return listing
+
+    monkeypatch.setattr(scan, "list_elsewhere", listed_at_once)
     app = create_app(saved, clock=lambda: NOW + timedelta(minutes=5), resume=True)
     publisher = app.extensions["feedsvc"]
-    assert publisher.warming and len(listed) == 1  # begun before the posts are read
-    publisher.rebuild()
-    assert len(listed) == 1  # the rebuild took that listing
-    assert "Written while stopped" in [e.title for e in parse(app.test_client().get("/feeds/all.atom")).entries]
+    assert publisher.warming
+    path = write_post("2025/just-now.md", title="Written as it started", date="2025-01-13T10:00:00Z")
+    publisher.rebuild([str(path)])  # the file event's, before the schedule's first full rescan
+    assert "Written as it started" in [e.title for e in parse(app.test_client().get("/feeds/all.atom")).entries]

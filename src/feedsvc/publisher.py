@@ -92,11 +92,11 @@ class Publisher:
         Retry-After meanwhile; a change made while the service was stopped shows after that rebuild.
         FEEDSVC_RESUME says when: `auto` only for a cache big enough that reading it takes seconds.
         """
-        wanted, stored = self.settings.resume, self.cache.stored_bytes()
-        if wanted == "off" or (wanted == "auto" and stored < LIST_AHEAD_FROM):
+        wanted = self.settings.resume
+        if wanted == "off" or (wanted == "auto" and self.cache.stored_bytes() < LIST_AHEAD_FROM):
             return False
-        if stored >= LIST_AHEAD_FROM:  # the first rebuild's listing, begun now: at a million files it
-            self.folder.list_ahead()   # took 2 s longer than reading the cache, which it runs beside
+        # The folder is not listed yet: a listing begun before the folder is watched would miss what
+        # changes until then (the first rebuild lists it, after the watch has begun).
         front = self.cache.load_front()
         if front is None:
             return False
