@@ -165,13 +165,12 @@ class ContentFolder:
             return self._result([problem], changed=0, folder_ok=False)
         if paths is None or not self._scanned:
             listing, looked = self._walk(), self._looked
-            self._looked = None
+            compared, self._looked, self._compared = self._compared, None, None
             self._walk_problems = {p.path: p for p in listing.problems}
             self._unreadable = listing.unreadable
             if not looked and ((as_cached := self._as_it_was(listing)) or self._as_it_is(listing)):
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable,
                                     as_cached=as_cached)
-            compared, self._compared = self._compared, None
             found, again = (listing.found(), set()) if not looked else self._as_now(listing.found(), looked)
             if compared is None or compared[0] is not listing:
                 differ = _differing(self._entries, found)
