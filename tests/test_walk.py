@@ -278,6 +278,55 @@ def test_a_rescan_listed_ahead_keeps_what_file_events_did_meanwhile(
     assert folder.list_ahead() is not None  # and the next one begins afresh
 
 
+@pytest.mark.system  # spawns a listing process per round
+@pytest.mark.parametrize("seed", [12, 13, 14])
+def test_rescans_listed_and_compared_beside_file_events_hold_the_folder_as_it_is(
+        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+        seed: int) -> None:
+    """Whatever the order of a listing, its comparison (on another thread) and the events' scans,
+    a full rescan leaves the folder held exactly as it is: every file at its current version, no
+    file that is gone. Changes without an event come only before a listing begins, as a rescan
+    promises no more (those after are the next rescan's)."""
+    import random
+
+    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
+    settings = make_settings()
+    root = settings.content_dir
+    names = [f"{n % 3}/post-{n}.md" for n in range(10)]
+    rng = random.Random(seed)
+
+    def change(step: int) -> Path:
+        path = root / rng.choice(names)
+        if path.exists() and rng.random() < 0.3:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_post(str(path.relative_to(root)), title=f"Step {step} " + "x" * rng.randrange(5),
+                       date=f"2025-01-{step % 28 + 1:02}")
+        return path
+
+    for name in names[:6]:
+        write_post(name, title=name, date="2025-01-01")
+    folder = ContentFolder(settings)
+    folder.scan()
+    for round_ in range(12):
+        for step in range(rng.randrange(3)):  # unannounced: before the listing begins
+            change(100 * round_ + step)
+        listed = folder.list_ahead()
+        assert listed is not None
+        if rng.random() < 0.5:
+            listed.result(timeout=60)  # compared before the events, else perhaps during them
+        for step in range(rng.randrange(4)):
+            folder.scan([str(change(100 * round_ + 10 + step))])
+        result = folder.scan()
+        on_disk = {str(p.relative_to(root)): packed(signature_of(p.stat())) for p in root.rglob("*.md")}
+        held = {source: entry[0] for source, entry in folder.state().items()}
+        assert held == on_disk, round_
+        titles = {p.source: p.title for p in result.posts}
+        for source in on_disk:
+            assert titles[source] == (root / source).read_text("utf-8").split("title: ")[1].split(" \n")[0].strip()
+
+
 def test_a_full_rebuild_waits_for_its_listing_without_holding_up_file_events() -> None:
     from concurrent.futures import Future
 
