@@ -153,3 +153,30 @@ def test_a_restart_with_nothing_changed_does_not_go_through_every_post_again(
     make_app(cache_dir=cache).extensions["feedsvc"].persist()  # unchanged: the same validators again
     assert validators(make_app(now=NOW + timedelta(days=3), cache_dir=cache).test_client(), "/feeds/all.atom") == before
     assert checked == []
+
+
+def test_the_first_change_after_a_restart_dates_its_channels_without_going_through_their_posts(
+        newsroom: None, write_post: WritePost, make_app: Callable[..., Flask], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache keeps each stamp's bound (no post it holds changed later), so a post added after a
+    restart dates its channels by itself, as the run before the restart would: at a million posts,
+    going through every post of the channels it is in took 0.4 s of that change."""
+    import feedsvc.stamps
+
+    cache = str(tmp_path / "cache")
+    now = datetime.now(UTC) + timedelta(days=1)  # after the files' own times, which date the channels too
+    first = make_app(now=now, cache_dir=cache)
+    first.extensions["feedsvc"].rebuild()  # a change's rebuild: the stamps now know their bounds
+    first.extensions["feedsvc"].persist()
+    restarted = make_app(now=now, cache_dir=cache)
+    publisher = restarted.extensions["feedsvc"]
+    path = write_post("2025/late.md", title="Late news", date="2025-01-13T10:00:00Z", categories="[news]")
+    gone_through: list[object] = []
+    real = feedsvc.stamps._UPDATED
+    monkeypatch.setattr(feedsvc.stamps, "_UPDATED", lambda post: gone_through.append(post) or real(post))
+    publisher.rebuild([str(path)])
+    assert gone_through == []
+    first.extensions["feedsvc"].rebuild([str(path)])  # the same change, seen by the run that was never stopped
+    for feed in ("/feeds/all.atom", "/feeds/category/news.atom"):
+        assert parse(restarted.test_client().get(feed)).entries[0].title == "Late news"
+        assert validators(restarted.test_client(), feed) == validators(first.test_client(), feed), feed

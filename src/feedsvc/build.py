@@ -176,7 +176,9 @@ def _restamp(previous: Mapping[str, Stamp], catalog: Catalog, scan: ScanResult, 
         path = listing.channel.path
         last = previous.get(path)
         if last is not None and last.made_for is not None and (path in trusted or known.get(path) == last.made_for):
-            last = Stamp(posts=listing.posts, at=last.at)  # its bound is not known: a full pass, once
+            # The same posts, so the same bound (the cache keeps it: a first change after a restart
+            # went through each million-post channel it touched, 0.4 s)
+            last = Stamp(posts=listing.posts, at=last.at, bound=last.bound)
         left = None
         if last is not None and last.posts is not None and last.posts != listing.posts:
             by_source = by_source if by_source is not None else {p.source: p for p in scan.posts}

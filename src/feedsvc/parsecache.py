@@ -43,7 +43,8 @@ class CachedState:
     # source -> (stat signature, packed; last good post; current problem)
     files: dict[str, tuple[Version, Post | None, Problem | None]] = field(default_factory=dict)
     feeds: dict[tuple[Page, FeedFormat, datetime], RenderedFeed] = field(default_factory=dict)
-    stamps: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # channel -> (fingerprint, time)
+    # channel -> (fingerprint, time, bound): see stamps.Stamp (its posts' fingerprint in place of them)
+    stamps: dict[str, tuple[str, datetime, datetime | None]] = field(default_factory=dict)
     bodies: dict[str, tuple[str, str]] = field(default_factory=dict)  # source -> (revision, HTML) of broken files
     id_changes: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # see scan.ContentFolder.id_changes
     deleted: dict[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)  # see build.Built.deleted
@@ -80,7 +81,7 @@ def _shape(settings: Settings) -> str:
     return hashlib.sha256(repr((__version__, values)).encode()).hexdigest()[:32]
 
 
-_LAYOUT = ("feedsvc-cache", 11)  # this file's layout: another number starts cold
+_LAYOUT = ("feedsvc-cache", 12)  # this file's layout: another number starts cold
 
 
 def untrusted_folder(folder: Path) -> str | None:
@@ -212,7 +213,10 @@ class ParseCache:
                 raise ValueError("cache file does not end where it should")
             if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
                 logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
-                return CachedState(stamps=state.stamps, id_changes=state.id_changes)
+                # Its posts' dates may read otherwise now (another time zone): their bound is not known.
+                stamps: dict[str, tuple[str, datetime, datetime | None]] = {
+                    path: (made_for, at, None) for path, (made_for, at, _) in state.stamps.items()}
+                return CachedState(stamps=stamps, id_changes=state.id_changes)
             return state
         except Exception as exc:  # any damage at all means: build from the files, as without a cache
             logger.warning("cache %s unreadable (%s); rebuilding it", self.path, exc)
@@ -235,7 +239,7 @@ class ParseCache:
         self.save(CachedState(files=files, feeds=dict(feeds), bodies=bodies, id_changes=dict(id_changes or {}),
                               deleted=dict(deleted or {}), exact=frozenset(known), next_due=next_due,
                               listing=listing, front=front, stamps={
-            path: (known.get(path) or stamp.made_for or "", stamp.at) for path, stamp in stamps.items()}),
+            path: (known.get(path) or stamp.made_for or "", stamp.at, stamp.bound) for path, stamp in stamps.items()}),
                   give_way=give_way)
 
     def save(self, state: CachedState, *, give_way: Callable[[], None] = _nothing) -> None:

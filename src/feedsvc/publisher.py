@@ -120,8 +120,8 @@ class Publisher:
         self.folder.seed(cached.files, digest=cached.listing)
         self.folder.id_changes = dict(cached.id_changes)
         self.bodies.keep(cached.bodies)
-        self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for)
-                                    for path, (made_for, at) in cached.stamps.items()}, prebuilt=cached.feeds,
+        self._built = Built(stamps={path: Stamp(posts=None, at=at, made_for=made_for, bound=bound)
+                                    for path, (made_for, at, bound) in cached.stamps.items()}, prebuilt=cached.feeds,
                             deleted=cached.deleted)
         self._trusted, self._trusted_until = cached.exact, cached.next_due
 
