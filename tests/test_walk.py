@@ -153,13 +153,21 @@ def test_the_folder_keeps_the_digest_of_what_it_holds(
         assert folder.digest == digest(held.items()), step
 
 
-def test_a_rescan_that_finds_every_file_as_held_compares_none_and_one_that_does_not_finds_the_change(
-        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def big_folder(write_post: WritePost, make_settings: Callable[..., Settings],
+               monkeypatch: pytest.MonkeyPatch) -> ContentFolder:
+    """Four posts, scanned once, in a folder listed as a big one is: by another process, with a digest."""
     monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
     for n in range(4):
         write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
     folder = ContentFolder(make_settings())
     folder.scan()
+    return folder
+
+
+def test_a_rescan_that_finds_every_file_as_held_compares_none_and_one_that_does_not_finds_the_change(
+        big_folder: ContentFolder, write_post: WritePost, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = big_folder
     compared: list[int] = []
     real = ContentFolder._to_read
     monkeypatch.setattr(ContentFolder, "_to_read",
@@ -172,16 +180,11 @@ def test_a_rescan_that_finds_every_file_as_held_compares_none_and_one_that_does_
 
 
 def test_a_full_rescan_finds_a_deleted_file_when_another_came_in_its_place(
-        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+        big_folder: ContentFolder, write_post: WritePost) -> None:
     """As many files as before, but not the same ones: the count that spares a million-name set
     difference must not hide the one that went."""
-    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
-    for n in range(4):
-        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
-    settings = make_settings()
-    folder = ContentFolder(settings)
-    folder.scan()
-    (settings.content_dir / "post-0.md").unlink()
+    folder = big_folder
+    (folder.root / "post-0.md").unlink()
     write_post("post-9.md", title="Post 9", date="2025-01-09")
     result = folder.scan()
     assert result.changed == 2
@@ -190,18 +193,14 @@ def test_a_full_rescan_finds_a_deleted_file_when_another_came_in_its_place(
 
 
 def test_a_listing_made_ahead_is_unpickled_and_compared_before_the_scan_takes_it(
-        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+        big_folder: ContentFolder, write_post: WritePost, monkeypatch: pytest.MonkeyPatch) -> None:
     """The full scan runs in the lock file events wait on; at a million files, unpickling the
     listing's files took half a second of it. Done beside it, and only when they are needed."""
     import threading
 
     from feedsvc import walk
 
-    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
-    for n in range(4):
-        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
-    folder = ContentFolder(make_settings())
-    folder.scan()
+    folder = big_folder
     unpickled: list[str] = []  # the threads that unpickled a listing's files
     real = walk.Listing.found
 
@@ -235,13 +234,9 @@ def test_a_listing_made_ahead_is_unpickled_and_compared_before_the_scan_takes_it
 
 
 def test_a_file_compared_ahead_and_then_changed_again_by_an_event_is_held_as_it_is_last(
-        write_post: WritePost, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+        big_folder: ContentFolder, write_post: WritePost) -> None:
     """The listing's comparison saw one version; an event brought another before the scan took it."""
-    monkeypatch.setattr(scan_module, "LIST_ELSEWHERE_FROM", 0)
-    for n in range(4):
-        write_post(f"post-{n}.md", title=f"Post {n}", date=f"2025-01-0{n + 1}")
-    folder = ContentFolder(make_settings())
-    folder.scan()
+    folder = big_folder
     path = write_post("post-1.md", title="Post 1, edited without an event", date="2025-01-02")
     listed = folder.list_ahead()
     assert listed is not None
