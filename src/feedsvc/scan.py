@@ -172,13 +172,8 @@ class ContentFolder:
                 return self._result(list(self._walk_problems.values()), changed=0, folder_ok=not self._unreadable,
                                     as_cached=as_cached)
             found, again = (listing.found(), set()) if not looked else self._as_now(listing.found(), looked)
-            if compared is None or compared[0] is not listing:
-                differ = _differing(self._entries, found)
-            elif not again:
-                differ = compared[1]
-            else:  # compared ahead: but for the files looked at again
-                differ = [*(pair for pair in compared[1] if pair[0] not in again),
-                          *_differing(self._entries, {source: found[source] for source in again if source in found})]
+            ahead = compared[1] if compared is not None and compared[0] is listing else None
+            differ = _differing(self._entries, found, ahead=ahead, again=again)
             gone = _missing(self._entries, found, differ)
         else:
             asked = {*paths, *self._unsettled}
@@ -434,13 +429,20 @@ class ContentFolder:
         return relative(path, self._prefix)
 
 
-def _differing(held: Mapping[str, CachedFile], found: Found) -> Collection[tuple[str, Version]]:
+def _differing(held: Mapping[str, CachedFile], found: Found, *, ahead: Collection[tuple[str, Version]] | None = None,
+               again: Collection[str] = ()) -> Collection[tuple[str, Version]]:
     """The found files not held as they are now: new, or another version.
 
     At a million files this pass, a million lookups in a million, is most of a full rescan, which
     file events wait on: it is made once, and nothing else goes through every file. Nothing held
-    (a first scan): every file, without a list of a million pairs.
+    (a first scan): every file, without a list of a million pairs. `ahead`: this answer, made
+    earlier (see ContentFolder.list_ahead), good but for the files looked at `again` since.
     """
+    if ahead is not None:
+        if not again:
+            return ahead
+        return [*(pair for pair in ahead if pair[0] not in again),
+                *_differing(held, {source: found[source] for source in again if source in found})]
     if not held:
         return found.items()
     get = held.get
