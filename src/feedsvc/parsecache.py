@@ -126,21 +126,21 @@ def _nothing() -> None:
 
 def _write(f: BinaryIO, state: CachedState, header: tuple[str, int, str], give_way: Callable[[], None]) -> None:
     protocol = pickle.HIGHEST_PROTOCOL
-    _pickler(f, protocol).dump(header)
+
+    def dump(part: object) -> None:  # each part its own pickle, read back one by one (see _read)
+        _pickler(f, protocol).dump(part)
+
+    dump(header)
     front = None if state.front is None else dataclasses.replace(state.front, listings={}, posts={})
     # As bytes in bytes: load() steps over it with one copy instead of unpickling it again.
-    _pickler(f, protocol).dump(None if front is None else pickle.dumps(front, protocol))
+    dump(None if front is None else pickle.dumps(front, protocol))
     files = list(state.files.items())
     for start in range(0, len(files), _CHUNK):
         give_way()
-        _pickler(f, protocol).dump(files[start:start + _CHUNK])
-    _pickler(f, protocol).dump(state.feeds)
-    _pickler(f, protocol).dump(state.stamps)
-    _pickler(f, protocol).dump(state.bodies)
-    _pickler(f, protocol).dump(state.id_changes)
-    _pickler(f, protocol).dump(state.deleted)
-    _pickler(f, protocol).dump((state.exact, state.next_due, state.listing))
-    _pickler(f, protocol).dump(_END)
+        dump(files[start:start + _CHUNK])
+    for part in (state.feeds, state.stamps, state.bodies, state.id_changes, state.deleted,
+                 (state.exact, state.next_due, state.listing), _END):
+        dump(part)
 
 
 class ParseCache:
@@ -162,8 +162,8 @@ class ParseCache:
             return None
         with f:
             try:
-                header = pickle.Unpickler(f).load()
-                blob = pickle.Unpickler(f).load() if header == self.header else None
+                header = pickle.load(f)
+                blob = pickle.load(f) if header == self.header else None
                 front = None if blob is None else pickle.loads(blob)
             except Exception as exc:  # any damage: start as without a cache (load() says why)
                 logger.debug("cache %s: no saved feeds to serve first (%s)", self.path, exc)
@@ -197,19 +197,19 @@ class ParseCache:
     def _read(self, f: BinaryIO) -> CachedState:
         state = CachedState()
         try:
-            header = pickle.Unpickler(f).load()
+            header = pickle.load(f)
             if header[:2] != _LAYOUT:
                 raise ValueError("not a feedsvc cache of this layout")
-            pickle.Unpickler(f).load()  # the front snapshot (see load_front)
-            while isinstance(part := pickle.Unpickler(f).load(), list):
+            pickle.load(f)  # the front snapshot (see load_front)
+            while isinstance(part := pickle.load(f), list):
                 state.files.update(part)
             state.feeds = part
-            state.stamps = pickle.Unpickler(f).load()
-            state.bodies = pickle.Unpickler(f).load()
-            state.id_changes = pickle.Unpickler(f).load()
-            state.deleted = pickle.Unpickler(f).load()
-            state.exact, state.next_due, state.listing = pickle.Unpickler(f).load()
-            if pickle.Unpickler(f).load() is not _END:
+            state.stamps = pickle.load(f)
+            state.bodies = pickle.load(f)
+            state.id_changes = pickle.load(f)
+            state.deleted = pickle.load(f)
+            state.exact, state.next_due, state.listing = pickle.load(f)
+            if pickle.load(f) is not _END:
                 raise ValueError("cache file does not end where it should")
             if header[2] != self.header[2]:  # posts and feeds were made otherwise; when channels changed still holds
                 logger.info("cache %s was made by another version or other settings; rebuilding it", self.path)
