@@ -50,9 +50,7 @@ class PairTally(Generic[K]):
             found = dict(self._ended)
             every = [rows.copy() for rows in self._live.values()]
         for rows in every:
-            for key, (first, second) in rows.items():
-                before = found.get(key, (0, 0))
-                found[key] = (before[0] + first, before[1] + second)
+            _fold(rows, into=found)
         return found
 
     def _join(self) -> dict[K, list[int]]:
@@ -66,7 +64,10 @@ class PairTally(Generic[K]):
 
     def _leave(self, owner_id: int) -> None:
         with self._lock:
-            rows = self._live.pop(owner_id)
-            for key, (first, second) in rows.items():
-                before = self._ended.get(key, (0, 0))
-                self._ended[key] = (before[0] + first, before[1] + second)
+            _fold(self._live.pop(owner_id), into=self._ended)
+
+
+def _fold(rows: dict[K, list[int]], *, into: dict[K, tuple[int, int]]) -> None:
+    for key, (first, second) in rows.items():
+        before = into.get(key, (0, 0))
+        into[key] = (before[0] + first, before[1] + second)
