@@ -14,10 +14,9 @@ instead of two left more of the core to the rest: 304s 0.40x -> 0.53x of nginx, 
 0.68x, identity 0.81x -> 0.82x (both with the two changes above, in one run; before those, an
 earlier run had 304s at 0.36x). WSGI stays: a bare RSGI handler cost more CPU per 304 than a bare
 WSGI one (21-27 against 13-15 us), and RSGI would need the Flask app run in an executor for every
-other request. One Python thread (FEEDSVC_THREADS=1)
-answers more 304s still, but a page rendered on request then holds every other request: under
-bench/flood.py's paging flood the normal clients' p99 went from 8 ms to 1.3 s. So two by
-default; 4 only add contention.
+other request. One Python thread (FEEDSVC_THREADS=1) answers more 304s still, but a page rendered
+on request then holds every other request: under bench/flood.py's paging flood the normal
+clients' p99 went from 8 ms to 1.3 s. So two by default; 4 only add contention.
 """
 
 from __future__ import annotations
