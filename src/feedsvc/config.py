@@ -282,6 +282,11 @@ def _normalised(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+# Whole-number settings and the least each may be (1 where 0 would leave nothing working).
+_LEAST = {"port": 0, "max_items": 1, "max_post_bytes": 0, "threads": 1, "cache_max_age": 0, "max_limit": 1,
+          "min_poll_interval": 0, "tombstone_days": 0, "stop_timeout": 1}
+
+
 def _check(settings: Settings) -> None:
     url = urlsplit(settings.base_url)
     if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
@@ -293,9 +298,8 @@ def _check(settings: Settings) -> None:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"FEEDSVC_TIMEZONE: unknown time zone {settings.timezone!r}") from None
-    for name in ("port", "max_items", "max_post_bytes", "threads", "cache_max_age", "max_limit", "min_poll_interval",
-                 "tombstone_days", "stop_timeout"):
-        if getattr(settings, name) < (1 if name in ("max_items", "threads", "max_limit", "stop_timeout") else 0):
+    for name, least in _LEAST.items():
+        if getattr(settings, name) < least:
             raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
     if settings.resume not in ("auto", "on", "off"):
         raise ConfigError(f"FEEDSVC_RESUME must be auto, on or off, got {settings.resume!r}")
