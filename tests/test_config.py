@@ -38,7 +38,7 @@ def test_precedence_toml_env_flags(tmp_path: Path) -> None:
     ({"FEEDSVC_BASE_URL": "ftp://x"}, "FEEDSVC_BASE_URL"),
     ({"FEEDSVC_MAX_ITEMS": "many"}, "FEEDSVC_MAX_ITEMS"),
     ({"FEEDSVC_MAX_ITEMS": "0"}, "FEEDSVC_MAX_ITEMS"),
-    ({"FEEDSVC_STOP_TIMEOUT": "0"}, "FEEDSVC_STOP_TIMEOUT"),  # granian would kill the worker before the cache is written
+    ({"FEEDSVC_STOP_TIMEOUT": "0"}, "FEEDSVC_STOP_TIMEOUT"),  # killed before writing the cache
     ({"FEEDSVC_PORT": "-1"}, "FEEDSVC_PORT"),
     ({"FEEDSVC_TIMEZONE": "Mars/Olympus"}, "FEEDSVC_TIMEZONE"),
     ({"FEEDSVC_POST_URL": "{base_url}/{nope}"}, "FEEDSVC_POST_URL"),
