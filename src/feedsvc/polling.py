@@ -78,9 +78,14 @@ class PollWatch:
         if stats is None:
             with self._lock:
                 stats = self._family_stats(user_agent)
-        if not self.min_interval and hash(key) & self._unfollowed:
-            self._counts.add(stats.family, 1, conditional)
-            return None
+        if (self.min_interval or not hash(key) & self._unfollowed) and (
+                retry := self._follow(key, stats, conditional=conditional)) is not None:
+            return retry
+        self._counts.add(stats.family, 1, conditional)
+        return None
+
+    def _follow(self, key: tuple[str, str, str], stats: FamilyStats, *, conditional: bool) -> int | None:
+        """Note the gap since this client's last poll of this feed; Retry-After seconds if it came too soon."""
         with self._lock:
             now = self._clock()
             last = self._last.get(key)
@@ -94,7 +99,6 @@ class PollWatch:
             self._last.move_to_end(key)
             if len(self._last) > self._capacity:
                 self._last.popitem(last=False)
-        self._counts.add(stats.family, 1, conditional)
         return None
 
     def _family_stats(self, user_agent: str) -> FamilyStats:
